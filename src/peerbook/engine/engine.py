@@ -1,0 +1,352 @@
+"""Engine: the deterministic matching state machine every replica runs.
+
+`Engine.apply` is the one mutating verb: a command goes in, its events come out, and the
+sequence and digest advance by one. The engine is total: a command it cannot carry out is
+answered with `OrderRejected` (class and sentence of the contract's section 4) and changes
+nothing else. It reads no clock, draws no random number and does no I/O, so the same commands
+give the same events, state and digest on every machine.
+"""
+
+from collections.abc import Iterable, Iterator
+
+from peerbook.engine import digest as records
+from peerbook.engine.book import BookSide, OrderBook
+from peerbook.engine.commands import CancelOrder, Command, PlaceOrder
+from peerbook.engine.digest import DigestChain, genesis
+from peerbook.engine.events import (
+    DuplicateOrderIgnored,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+    OrderRested,
+)
+from peerbook.engine.markets import DEFAULT_MARKETS, Market
+from peerbook.engine.matching import match
+from peerbook.engine.order import Order
+from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeInForce
+from peerbook.errors import EngineInvariantError, InvalidCommand
+
+__all__ = ["CLIENT_ORDER_ID_MAX", "Engine"]
+
+CLIENT_ORDER_ID_MAX = 64  # characters; longer client order ids are refused
+
+_Rejection = tuple[ErrorClass, str]
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+class Engine:
+    """The order books of every market, every order ever accepted, the sequence and digest.
+
+    Attributes:
+        sequence: how many commands have been applied (accepted or rejected); the id of an
+            order is the sequence of the command that placed it.
+        trade_count: how many trades have executed; trade ids count up from 1.
+    """
+
+    def __init__(self, markets: Iterable[Market] = DEFAULT_MARKETS) -> None:
+        self._markets: dict[str, Market] = {}
+        for market in markets:
+            if market.symbol in self._markets:
+                raise InvalidCommand(f"market {market.symbol} is defined twice")
+            self._markets[market.symbol] = market
+        self._books = {symbol: OrderBook(symbol) for symbol in self._markets}
+        self._orders: dict[int, Order] = {}
+        self._by_client_id: dict[tuple[str, str], Order] = {}
+        self._owners: dict[str, str] = {}
+        self.sequence = 0
+        self.trade_count = 0
+        self._digest = DigestChain(genesis(self._markets.values()))
+
+    # -- the mutating verb -------------------------------------------------------------------
+
+    def apply(self, command: Command) -> tuple[Event, ...]:
+        """Apply one command and return what happened, in order.
+
+        Never raises on bad input: an invalid command yields a single `OrderRejected`.
+        """
+        sequence = self.sequence = self.sequence + 1
+        if type(command) is PlaceOrder:
+            return self._place(command, sequence)
+        if type(command) is CancelOrder:
+            return self._cancel(command, sequence)
+        return self._reject(
+            sequence, command, ErrorClass.BAD_REQUEST, f"unknown command {type(command).__name__}"
+        )
+
+    # -- queries (never mutate) ---------------------------------------------------------------
+
+    @property
+    def markets(self) -> dict[str, Market]:
+        """The markets by symbol (do not modify)."""
+        return self._markets
+
+    def digest(self) -> str:
+        """The digest of every command applied so far, as 64 hex digits."""
+        return self._digest.hexdigest()
+
+    def order(self, order_id: int) -> Order | None:
+        """The order with this id, in whatever state, or None."""
+        return self._orders.get(order_id)
+
+    def order_by_client_id(self, owner: str, client_order_id: str) -> Order | None:
+        """The owner's order with this client order id, in whatever state, or None."""
+        return self._by_client_id.get((owner, client_order_id))
+
+    def orders(self) -> Iterator[Order]:
+        """Every order ever accepted, in acceptance (id) order."""
+        return iter(self._orders.values())
+
+    def book(self, symbol: str) -> OrderBook:
+        """The book of one market (do not modify). Raises KeyError for an unknown symbol."""
+        return self._books[symbol]
+
+    # -- placing ------------------------------------------------------------------------------
+
+    def _place(self, command: PlaceOrder, sequence: int) -> tuple[Event, ...]:
+        owner, client_order_id = command.owner, command.client_order_id
+        if client_order_id is not None and type(owner) is str and type(client_order_id) is str:
+            original = self._by_client_id.get((owner, client_order_id))
+            if original is not None:
+                self._digest.add(records.record_duplicate(sequence, original))
+                return (DuplicateOrderIgnored(sequence, original.order_id, owner, client_order_id),)
+        market = self._markets.get(command.symbol)
+        rejection = _check_place(command, market)
+        if rejection is not None:
+            return self._reject(sequence, command, *rejection)
+        assert market is not None  # _check_place refuses unknown markets
+        book = self._books[command.symbol]
+        makers = book.opposite_side(command.side)
+        price = command.price
+        limit_key = None if price is None else makers.sign * price
+        rejection = _check_liquidity(command, market, makers, limit_key)
+        if rejection is not None:
+            return self._reject(sequence, command, *rejection)
+        return self._execute(command, sequence, book, makers, limit_key)
+
+    def _execute(
+        self,
+        command: PlaceOrder,
+        sequence: int,
+        book: OrderBook,
+        makers: BookSide,
+        limit_key: int | None,
+    ) -> tuple[Event, ...]:
+        owner = self._owners.setdefault(command.owner, command.owner)
+        order = Order(
+            sequence, owner, command.client_order_id, book.symbol, command.side, command.type,
+            command.time_in_force, command.post_only, command.price, command.amount,
+            command.timestamp,
+        )  # fmt: skip
+        self._orders[sequence] = order
+        if command.client_order_id is not None:
+            self._by_client_id[owner, command.client_order_id] = order
+        accepted = OrderAccepted(
+            sequence, sequence, owner, command.client_order_id, book.symbol, command.side,
+            command.type, command.time_in_force, command.post_only, command.price,
+            command.amount, command.timestamp,
+        )  # fmt: skip
+        trades = match(order, makers, limit_key, sequence, self.trade_count + 1)
+        self.trade_count += len(trades)
+        events: list[Event] = [accepted, *trades]
+        if order.remaining:
+            if order.price is not None and order.time_in_force is TimeInForce.GTC:
+                book.own_side(order.side).rest(order, order.price)
+                events.append(
+                    OrderRested(
+                        sequence, sequence, book.symbol, order.side, order.price, order.remaining
+                    )
+                )
+            else:
+                order.state = OrderState.EXPIRED
+                events.append(OrderExpired(sequence, sequence, order.remaining))
+        self._digest.add(records.record_accepted(sequence, command, order, trades))
+        return tuple(events)
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    def _cancel(self, command: CancelOrder, sequence: int) -> tuple[Event, ...]:
+        found = self._find_cancellable(command)
+        if not isinstance(found, Order):
+            return self._reject(sequence, command, *found)
+        order = found
+        assert order.price is not None  # only limit orders rest
+        order.state = OrderState.CANCELED
+        self._books[order.symbol].own_side(order.side).withdraw(order, order.price)
+        self._digest.add(records.record_cancelled(sequence, order))
+        return (OrderCancelled(sequence, order.order_id, order.remaining),)
+
+    def _find_cancellable(self, command: CancelOrder) -> Order | _Rejection:
+        owner, order_id, client_order_id = command.owner, command.order_id, command.client_order_id
+        if type(owner) is not str:
+            return ErrorClass.BAD_REQUEST, f"owner {owner!r} is not a string"
+        symbol = command.symbol
+        if symbol is not None and symbol not in self._markets:
+            return ErrorClass.BAD_SYMBOL, f"unknown market {symbol}"
+        if order_id is not None:
+            if not _is_int(order_id):
+                return ErrorClass.BAD_REQUEST, f"order id {order_id!r} is not an integer"
+            order = self._orders.get(order_id)
+            if order is None:
+                return ErrorClass.ORDER_NOT_FOUND, f"order {order_id} does not exist"
+            if order.owner != owner:
+                return ErrorClass.ORDER_NOT_FOUND, f"no open order {order_id} owned by peer {owner}"
+        elif type(client_order_id) is str:
+            order = self._by_client_id.get((owner, client_order_id))
+            if order is None:
+                return (
+                    ErrorClass.ORDER_NOT_FOUND,
+                    f"no order with client order id {client_order_id} owned by peer {owner}",
+                )
+        else:
+            return ErrorClass.BAD_REQUEST, "cancel names neither an order id nor a client order id"
+        if symbol is not None and symbol != order.symbol:
+            return ErrorClass.ORDER_NOT_FOUND, f"order {order.order_id} is not in market {symbol}"
+        if not order.is_resting:
+            state = order.state.name.lower()
+            return ErrorClass.ORDER_NOT_FOUND, f"order {order.order_id} is {state}, not open"
+        return order
+
+    # -- rejecting ----------------------------------------------------------------------------
+
+    def _reject(
+        self, sequence: int, command: Command, error: ErrorClass, message: str
+    ) -> tuple[Event, ...]:
+        self._digest.add(records.record_rejected(sequence, command, error.value, message))
+        owner = getattr(command, "owner", None)
+        if type(owner) is not str:
+            owner = repr(owner)
+        client_order_id = getattr(command, "client_order_id", None)
+        if type(client_order_id) is not str:
+            client_order_id = None
+        return (OrderRejected(sequence, owner, client_order_id, error, message),)
+
+    # -- snapshot support ---------------------------------------------------------------------
+
+    def digest_state(self) -> tuple[bytes, tuple[str, ...]]:
+        """The digest chain and open block, for `peerbook.engine.snapshot`."""
+        return self._digest.state()
+
+    @classmethod
+    def restored(
+        cls,
+        markets: Iterable[Market],
+        sequence: int,
+        trade_count: int,
+        orders: Iterable[Order],
+        digest_state: tuple[bytes, Iterable[str]],
+    ) -> "Engine":
+        """An engine holding this state; resting orders rejoin their levels in id order,
+        which is their time priority. Used by `peerbook.engine.snapshot.restore`."""
+        engine = cls(markets)
+        engine.sequence, engine.trade_count = sequence, trade_count
+        engine._digest = DigestChain(digest_state[0], digest_state[1])
+        for order in sorted(orders, key=lambda o: o.order_id):
+            order.owner = engine._owners.setdefault(order.owner, order.owner)
+            engine._orders[order.order_id] = order
+            if order.client_order_id is not None:
+                engine._by_client_id[order.owner, order.client_order_id] = order
+            if order.is_resting:
+                if order.price is None:
+                    raise InvalidCommand(f"market order {order.order_id} cannot rest")
+                engine._books[order.symbol].own_side(order.side).rest(order, order.price)
+        return engine
+
+    # -- invariants ---------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Check every invariant of the state; O(orders). Raises EngineInvariantError."""
+        from peerbook.engine.invariants import check
+
+        failure = check(self._markets, self._books, self._orders, self._by_client_id)
+        if failure is not None:
+            raise EngineInvariantError(f"after sequence {self.sequence}: {failure}")
+
+
+def _check_place(command: PlaceOrder, market: Market | None) -> _Rejection | None:
+    """The checks that need no book: types, market, amount, price, order options."""
+    owner = command.owner
+    if type(owner) is not str or not owner:
+        return ErrorClass.BAD_REQUEST, f"owner {owner!r} is not a non-empty string"
+    if not _is_int(command.timestamp) or command.timestamp < 0:
+        return (
+            ErrorClass.BAD_REQUEST,
+            f"timestamp {command.timestamp!r} is not a non-negative integer",
+        )
+    client_order_id = command.client_order_id
+    if client_order_id is not None and (
+        type(client_order_id) is not str or not 0 < len(client_order_id) <= CLIENT_ORDER_ID_MAX
+    ):
+        return (
+            ErrorClass.BAD_REQUEST,
+            f"client order id {client_order_id!r} is not a string of 1 to "
+            f"{CLIENT_ORDER_ID_MAX} characters",
+        )
+    if market is None:
+        return ErrorClass.BAD_SYMBOL, f"unknown market {command.symbol}"
+    if type(command.side) is not Side:
+        return ErrorClass.INVALID_ORDER, f"unknown side {command.side!r}"
+    if type(command.type) is not OrderType:
+        return ErrorClass.INVALID_ORDER, f"unknown order type {command.type!r}"
+    if type(command.time_in_force) is not TimeInForce:
+        return ErrorClass.INVALID_ORDER, f"unknown time in force {command.time_in_force!r}"
+    if type(command.post_only) is not bool:
+        return ErrorClass.INVALID_ORDER, f"post-only flag {command.post_only!r} is not a boolean"
+    amount = command.amount
+    if not _is_int(amount):
+        return ErrorClass.INVALID_ORDER, f"amount {amount!r} is not a whole number of steps"
+    if amount <= 0:
+        return ErrorClass.INVALID_ORDER, f"amount {market.format_amount(amount)} must be positive"
+    return _check_price(command, market)
+
+
+def _check_price(command: PlaceOrder, market: Market) -> _Rejection | None:
+    price = command.price
+    if command.type is OrderType.MARKET:
+        if price is not None:
+            return ErrorClass.INVALID_ORDER, "a market order takes no price"
+        if command.post_only:
+            return ErrorClass.INVALID_ORDER, "a post-only order must be a limit order"
+        return None
+    if price is None:
+        return ErrorClass.INVALID_ORDER, "a limit order needs a price"
+    if not _is_int(price):
+        return ErrorClass.INVALID_ORDER, f"price {price!r} is not a whole number of ticks"
+    if price <= 0:
+        return ErrorClass.INVALID_ORDER, f"price {market.format_price(price)} must be positive"
+    if command.post_only and command.time_in_force is not TimeInForce.GTC:
+        return (
+            ErrorClass.INVALID_ORDER,
+            f"a post-only order cannot be {command.time_in_force.name}",
+        )
+    return None
+
+
+def _check_liquidity(
+    command: PlaceOrder, market: Market, makers: BookSide, limit_key: int | None
+) -> _Rejection | None:
+    """The checks that read the book: post-only must not cross, fill-or-kill must fill."""
+    side = command.side.name.lower()
+    if command.post_only:
+        best = makers.best()
+        if best is not None and limit_key is not None and makers.sign * best.price <= limit_key:
+            opposite = "ask" if command.side is Side.BUY else "bid"
+            return (
+                ErrorClass.ORDER_IMMEDIATELY_FILLABLE,
+                f"post-only {side} at {market.format_price(limit_key * makers.sign)} would cross "
+                f"best {opposite} {market.format_price(best.price)}",
+            )
+    if command.time_in_force is TimeInForce.FOK:
+        available = makers.available(limit_key, command.amount)
+        if available < command.amount:
+            where = "" if command.price is None else f" at {market.format_price(command.price)}"
+            return (
+                ErrorClass.ORDER_NOT_FILLABLE,
+                f"fill-or-kill {side} of {market.format_amount(command.amount)}{where} can fill "
+                f"only {market.format_amount(available)}",
+            )
+    return None

@@ -1,0 +1,89 @@
+"""The engine's invariants, checked in full by `Engine.check_invariants`.
+
+Cost is O(orders), so tests call it after every step and production code never does.
+Each check returns a sentence naming what broke, or None.
+"""
+
+from collections.abc import Mapping
+
+from peerbook.engine.book import BookSide, OrderBook
+from peerbook.engine.markets import Market
+from peerbook.engine.order import Order
+from peerbook.engine.types import OrderState, OrderType, Side
+
+__all__ = ["check"]
+
+
+def check(
+    markets: Mapping[str, Market],
+    books: Mapping[str, OrderBook],
+    orders: Mapping[int, Order],
+    by_client_id: Mapping[tuple[str, str], Order],
+) -> str | None:
+    """Every invariant of an engine's state; the first failure found, or None."""
+    resting: set[int] = set()
+    for book in books.values():
+        for side in (book.bids, book.asks):
+            failure = _check_side(side, resting)
+            if failure:
+                return f"{book.symbol} {side.side.name}: {failure}"
+        best_bid, best_ask = book.bids.best(), book.asks.best()
+        if best_bid is not None and best_ask is not None and best_bid.price >= best_ask.price:
+            return f"{book.symbol} is crossed: bid {best_bid.price} >= ask {best_ask.price}"
+    filled: dict[tuple[str, Side], int] = {}
+    for order_id, order in orders.items():
+        failure = _check_order(order_id, order, resting)
+        if failure:
+            return failure
+        key = (order.symbol, order.side)
+        filled[key] = filled.get(key, 0) + order.filled
+    for symbol in markets:
+        bought, sold = filled.get((symbol, Side.BUY), 0), filled.get((symbol, Side.SELL), 0)
+        if bought != sold:
+            return f"{symbol}: buy fills {bought} != sell fills {sold}"
+    for (owner, client_order_id), order in by_client_id.items():
+        if order.owner != owner or order.client_order_id != client_order_id:
+            return f"client order id {client_order_id!r} of {owner} maps to order {order.order_id}"
+    return None
+
+
+def _check_side(side: BookSide, resting: set[int]) -> str | None:
+    live_keys = {side.sign * price for price in side.levels}
+    if not live_keys <= set(side.heap):
+        return "a level is missing from the heap"
+    for price, level in side.levels.items():
+        live = level.live_orders()
+        if level.price != price or not live:
+            return f"level {price} is empty or misfiled"
+        if level.count != len(live) or level.quantity != sum(o.remaining for o in live):
+            return f"level {price} counts {level.count}/{level.quantity} disagree with its orders"
+        ids = [o.order_id for o in live]
+        if ids != sorted(ids):
+            return f"level {price} breaks time priority: {ids}"
+        for order in live:
+            if order.price != price or order.side is not side.side or order.remaining <= 0:
+                return f"order {order.order_id} does not belong at level {price}"
+            resting.add(order.order_id)
+    return None
+
+
+def _check_order(order_id: int, order: Order, resting: set[int]) -> str | None:
+    if order.order_id != order_id:
+        return f"order {order.order_id} is filed under {order_id}"
+    if not 0 <= order.remaining <= order.amount:
+        return f"order {order_id}: remaining {order.remaining} outside 0..{order.amount}"
+    if order.cost < 0 or (order.cost == 0) != (order.filled == 0):
+        return f"order {order_id}: cost {order.cost} disagrees with filled {order.filled}"
+    state = order.state
+    expected_resting = state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+    if expected_resting != (order_id in resting):
+        return f"order {order_id} is {state.name} but {'not ' * expected_resting}in the book"
+    if state is OrderState.OPEN and order.filled:
+        return f"order {order_id} is OPEN with {order.filled} filled"
+    if state is OrderState.PARTIALLY_FILLED and not 0 < order.filled < order.amount:
+        return f"order {order_id} is PARTIALLY_FILLED with {order.filled} filled"
+    if (state is OrderState.FILLED) != (order.remaining == 0):
+        return f"order {order_id} is {state.name} with remaining {order.remaining}"
+    if expected_resting and order.type is OrderType.MARKET:
+        return f"market order {order_id} rests"
+    return None
