@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: install, lint, type-check, test.
+# The README's second set-up command and .ci/run both run exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+echo "== ruff check"; python3 -m ruff check .
+echo "== ruff format --check"; python3 -m ruff format --check .
+echo "== mypy --strict"; python3 -m mypy --strict
+echo "== pytest"; python3 -m pytest -q "$@"
