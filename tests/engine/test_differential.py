@@ -204,7 +204,9 @@ class StreamGenerator:
             else:  # mostly recent orders, which are likelier to be resting still
                 index = max(0, len(self.placed) - 1 - int(rng.expovariate(1 / 15)))
             # Usually forget it, so later cancels find other orders; sometimes cancel it again.
-            order_id, owner, symbol = self.placed[index] if self._chance(0.1) else self.placed.pop(index)
+            order_id, owner, symbol = (
+                self.placed[index] if self._chance(0.1) else self.placed.pop(index)
+            )
             if self._chance(0.03):
                 order_id = self.sequence + rng.randint(0, 100)  # not (yet) an order
         elif roll < 0.9 and self.client_ids:
