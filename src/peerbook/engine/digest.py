@@ -46,17 +46,23 @@ def genesis(markets: Iterable[Market]) -> bytes:
     return hashlib.blake2b(f"peerbook-digest-v1|{spec}".encode(), digest_size=32).digest()
 
 
+_ACCEPTED = "%d|P|%d:%s|%d|%s|%d|%d|%d|%s|%d|%d|%s|%s|%d|%d|%d\n"
+
+
 def record_accepted(
     sequence: int, command: PlaceOrder, order: Order, trades: Sequence[TradeExecuted]
 ) -> str:
-    """Record of a placed order: its fields, each trade's maker and quantity, its end state."""
-    fills = ",".join([f"{t.maker_order_id}x{t.quantity}" for t in trades])
-    return (
-        f"{sequence}|P|{_text(command.owner)}|{command.timestamp}|{_text(command.symbol)}|"
-        f"{command.side:d}|{command.type:d}|{command.amount}|{command.price}|"
-        f"{command.time_in_force:d}|{command.post_only:d}|{_text(command.client_order_id)}|"
-        f"{fills}|{order.state:d}|{order.remaining}|{order.cost}\n"
-    )
+    """Record of a placed order: its fields, each trade's maker and quantity, its end state.
+
+    Printf-style formatting with the enums as plain integers: the fastest exact way we
+    measured to write the fields (f-strings format an IntEnum through Enum.__format__)."""
+    owner, client_order_id = command.owner, command.client_order_id
+    fills = ",".join(["%dx%d" % (t.maker_order_id, t.quantity) for t in trades]) if trades else ""
+    return _ACCEPTED % (
+        sequence, len(owner), owner, command.timestamp, command.symbol, command.side,
+        command.type, command.amount, command.price, command.time_in_force, command.post_only,
+        _text(client_order_id), fills, order.state, order.remaining, order.cost,
+    )  # fmt: skip
 
 
 def record_cancelled(sequence: int, order: Order) -> str:

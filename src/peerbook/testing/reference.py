@@ -176,7 +176,7 @@ class ReferenceEngine:
         ]
         if not candidates:
             return None
-        sign = 1 if taker.side is Side.BUY else -1  # lowest ask for a buyer, highest bid for a seller
+        sign = 1 if taker.side is Side.BUY else -1  # a buyer takes the lowest ask first
         return min(candidates, key=lambda order: (sign * _price(order), order.order_id))
 
     def _invalid(self, command: PlaceOrder) -> ErrorClass | None:
@@ -223,9 +223,9 @@ class ReferenceEngine:
         # Some opposite order is at an acceptable price exactly when the best one is.
         if command.post_only and reachable:
             return ErrorClass.ORDER_IMMEDIATELY_FILLABLE
-        if command.time_in_force is TimeInForce.FOK:
-            if sum(order.remaining for order in reachable) < command.amount:
-                return ErrorClass.ORDER_NOT_FILLABLE
+        fillable = sum(order.remaining for order in reachable) >= command.amount
+        if command.time_in_force is TimeInForce.FOK and not fillable:
+            return ErrorClass.ORDER_NOT_FILLABLE
         return None
 
     # -- cancelling ---------------------------------------------------------------------------

@@ -1,0 +1,318 @@
+"""A Hypothesis state machine over the Engine, checked against a model after every step.
+
+Place rules add the ids of accepted orders to a bundle and cancel rules consume them, so
+cancels name real orders (some already filled) far more often than random ids would. Beside
+the engine runs the naive `ReferenceEngine`, and a small model built only from the events seen
+so far: which orders rest where, and how much each order and each side has filled. After every
+step the invariants check the engine against that model, against the reference and against
+its own `check_invariants`.
+"""
+
+from collections import defaultdict
+from typing import NamedTuple
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from peerbook.engine import (
+    DEFAULT_MARKETS,
+    CancelOrder,
+    Command,
+    DuplicateOrderIgnored,
+    Engine,
+    ErrorClass,
+    Event,
+    Market,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderRested,
+    OrderType,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    TradeExecuted,
+)
+from peerbook.testing import ReferenceEngine
+
+OWNERS = st.sampled_from(("alice", "bob", "carol"))
+SYMBOLS = st.sampled_from(("BTC/USD", "BTC/USD", "ETH/USD", "DOGE/USD"))
+SIDES = st.sampled_from(Side)
+PRICES = st.integers(min_value=1, max_value=6)
+AMOUNTS = st.integers(min_value=1, max_value=8)
+CLIENT_IDS = st.none() | st.sampled_from(("a", "b", "c", "d"))
+
+
+class Resting(NamedTuple):
+    """What the model knows of an order in the book."""
+
+    symbol: str
+    side: Side
+    price: int
+
+
+def _without_message(events: tuple[Event, ...]) -> list[tuple[str, Event]]:
+    return [
+        (type(e).__name__, e._replace(message="") if isinstance(e, OrderRejected) else e)
+        for e in events
+    ]
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Commands into an Engine and a ReferenceEngine; the model follows the engine's events."""
+
+    orders = Bundle("orders")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine = Engine()
+        self.reference = ReferenceEngine()
+        self.commands = 0
+        self.events: tuple[Event, ...] = ()
+        self.reference_events: tuple[Event, ...] = ()
+        self.known: dict[int, tuple[str, Side]] = {}  # accepted order id -> owner, side
+        self.resting: dict[int, Resting] = {}
+        self.filled: defaultdict[int, int] = defaultdict(int)
+        self.side_fills: defaultdict[tuple[str, Side], int] = defaultdict(int)
+        self.client_ids: list[tuple[str, str]] = []
+        self.failures: list[str] = []
+
+    @initialize(markets=st.sampled_from((DEFAULT_MARKETS, DEFAULT_MARKETS[:1])))
+    def create_markets(self, markets: tuple[Market, ...]) -> None:
+        self.engine, self.reference = Engine(markets), ReferenceEngine(markets)
+
+    # -- applying and following ---------------------------------------------------------------
+
+    def _apply(self, command: Command) -> tuple[Event, ...]:
+        self.commands += 1
+        self.events = self.engine.apply(command)
+        self.reference_events = self.reference.apply(command)
+        for event in self.events:
+            self._follow(event)
+        return self.events
+
+    def _follow(self, event: Event) -> None:
+        """Update the model from one engine event, checking what must hold at that moment."""
+        if isinstance(event, OrderAccepted):
+            self.known[event.order_id] = (event.owner, event.side)
+            if event.client_order_id is not None:
+                self.client_ids.append((event.owner, event.client_order_id))
+        elif isinstance(event, TradeExecuted):
+            self._check_priority(event)
+            for order_id in (event.taker_order_id, event.maker_order_id):
+                self.filled[order_id] += event.quantity
+                self.side_fills[event.symbol, self.known[order_id][1]] += event.quantity
+            if event.maker_remaining == 0:
+                self.resting.pop(event.maker_order_id, None)
+        elif isinstance(event, OrderRested):
+            self.resting[event.order_id] = Resting(event.symbol, event.side, event.price)
+        elif isinstance(event, OrderCancelled):
+            self.resting.pop(event.order_id, None)
+
+    def _check_priority(self, trade: TradeExecuted) -> None:
+        """The maker must be the best-priced, then oldest, resting order facing the taker."""
+        facing = [
+            (order.price if trade.taker_side is Side.BUY else -order.price, order_id)
+            for order_id, order in self.resting.items()
+            if order.symbol == trade.symbol and order.side is not trade.taker_side
+        ]
+        maker = self.resting.get(trade.maker_order_id)
+        best = min(facing, default=None)
+        if maker is None or best is None or best[1] != trade.maker_order_id:
+            self.failures.append(f"trade {trade} is not with the best, oldest order {best}")
+        elif trade.price != maker.price:
+            self.failures.append(f"trade {trade} is not at the maker's price {maker.price}")
+
+    def _accepted_id(self, events: tuple[Event, ...]) -> object:
+        """The new order's id for the bundle, or nothing if no order was created."""
+        accepted = [e.order_id for e in events if isinstance(e, OrderAccepted)]
+        return multiple(*accepted)
+
+    # -- placing ------------------------------------------------------------------------------
+
+    @rule(
+        target=orders,
+        owner=OWNERS,
+        symbol=SYMBOLS,
+        side=SIDES,
+        price=PRICES,
+        amount=AMOUNTS,
+        time_in_force=st.sampled_from(TimeInForce),
+        post_only=st.booleans(),
+        client_order_id=CLIENT_IDS,
+    )
+    def place_limit(
+        self,
+        owner: str,
+        symbol: str,
+        side: Side,
+        price: int,
+        amount: int,
+        time_in_force: TimeInForce,
+        post_only: bool,
+        client_order_id: str | None,
+    ) -> object:
+        command = PlaceOrder(
+            owner,
+            self.commands,
+            symbol,
+            side,
+            OrderType.LIMIT,
+            amount,
+            price,
+            time_in_force,
+            post_only,
+            client_order_id,
+        )
+        return self._accepted_id(self._apply(command))
+
+    @precondition(lambda self: self.resting)
+    @rule(
+        target=orders,
+        owner=OWNERS,
+        side=SIDES,
+        amount=st.integers(min_value=1, max_value=30),
+        time_in_force=st.sampled_from(TimeInForce),
+    )
+    def place_market(
+        self, owner: str, side: Side, amount: int, time_in_force: TimeInForce
+    ) -> object:
+        command = PlaceOrder(
+            owner, self.commands, "BTC/USD", side, OrderType.MARKET, amount, None, time_in_force
+        )
+        return self._accepted_id(self._apply(command))
+
+    @rule(
+        owner=OWNERS,
+        kind=st.sampled_from(OrderType),
+        amount=st.integers(min_value=-2, max_value=0),
+        price=st.none() | st.integers(min_value=-2, max_value=3),
+        post_only=st.booleans(),
+    )
+    def place_invalid(
+        self, owner: str, kind: OrderType, amount: int, price: int | None, post_only: bool
+    ) -> None:
+        command = PlaceOrder(
+            owner, self.commands, "BTC/USD", Side.BUY, kind, amount, price, post_only=post_only
+        )
+        events = self._apply(command)
+        assert [type(e) for e in events] == [OrderRejected], events
+
+    @precondition(lambda self: self.client_ids)
+    @rule(index=st.integers(min_value=0), side=SIDES, price=PRICES)
+    def repeat_client_order_id(self, index: int, side: Side, price: int) -> None:
+        owner, client_order_id = self.client_ids[index % len(self.client_ids)]
+        command = PlaceOrder(
+            owner,
+            self.commands,
+            "DOGE/USD",
+            side,
+            OrderType.LIMIT,
+            0,
+            price,
+            client_order_id=client_order_id,
+        )
+        (event,) = self._apply(command)
+        assert isinstance(event, DuplicateOrderIgnored), event  # before any validation
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    @rule(order_id=consumes(orders), by_client_id=st.booleans(), name_symbol=st.booleans())
+    def cancel(self, order_id: int, by_client_id: bool, name_symbol: bool) -> None:
+        order = self.engine.order(order_id)
+        assert order is not None
+        was_resting = order.is_resting
+        symbol = order.symbol if name_symbol else None
+        if by_client_id and order.client_order_id is not None:
+            command = CancelOrder(order.owner, self.commands, None, order.client_order_id, symbol)
+        else:
+            command = CancelOrder(order.owner, self.commands, order_id, None, symbol)
+        (event,) = self._apply(command)
+        if was_resting:
+            assert event == OrderCancelled(self.engine.sequence, order_id, order.remaining)
+        else:
+            assert isinstance(event, OrderRejected), event
+            assert event.error is ErrorClass.ORDER_NOT_FOUND
+
+    @rule(order_id=orders, owner=OWNERS, symbol=st.none() | SYMBOLS)
+    def cancel_as_anyone_anywhere(self, order_id: int, owner: str, symbol: str | None) -> None:
+        self._apply(CancelOrder(owner, self.commands, order_id, None, symbol))
+
+    @rule(owner=OWNERS, order_id=st.none() | st.integers(min_value=-1, max_value=200))
+    def cancel_unknown(self, owner: str, order_id: int | None) -> None:
+        (event,) = self._apply(CancelOrder(owner, self.commands, order_id, "zz"))
+        assert isinstance(event, OrderRejected) or order_id in self.known, event
+
+    # -- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def engine_invariants_hold(self) -> None:
+        self.engine.check_invariants()
+
+    @invariant()
+    def engine_events_equal_the_reference_engine_events(self) -> None:
+        assert _without_message(self.events) == _without_message(self.reference_events)
+
+    @invariant()
+    def sequence_is_gap_free(self) -> None:
+        assert self.engine.sequence == self.commands
+        assert self.commands == 0 or self.events, "every command yields at least one event"
+        assert all(event.sequence == self.commands for event in self.events)
+
+    @invariant()
+    def every_event_names_a_known_order(self) -> None:
+        for event in self.events:
+            if isinstance(event, TradeExecuted):
+                ids = [event.taker_order_id, event.maker_order_id]
+            elif isinstance(event, OrderRejected):
+                ids = []
+            else:
+                ids = [event.order_id]
+            assert all(i in self.known and self.engine.order(i) for i in ids), event
+
+    @invariant()
+    def book_is_never_crossed_at_rest(self) -> None:
+        bids: dict[str, int] = {}
+        asks: dict[str, int] = {}
+        for order in self.engine.orders():
+            if order.is_resting:
+                assert order.price is not None
+                if order.side is Side.BUY:
+                    bids[order.symbol] = max(bids.get(order.symbol, 0), order.price)
+                else:
+                    asks[order.symbol] = min(asks.get(order.symbol, order.price), order.price)
+        for symbol, bid in bids.items():
+            assert symbol not in asks or bid < asks[symbol], (symbol, bid, asks[symbol])
+        assert {o.order_id for o in self.engine.orders() if o.is_resting} == set(self.resting)
+
+    @invariant()
+    def every_lot_is_filled_or_remaining(self) -> None:
+        for order in self.engine.orders():
+            assert order.remaining >= 0, order
+            assert self.filled[order.order_id] + order.remaining == order.amount, order
+
+    @invariant()
+    def buy_fills_equal_sell_fills(self) -> None:
+        for symbol in self.engine.markets:
+            assert self.side_fills[symbol, Side.BUY] == self.side_fills[symbol, Side.SELL]
+
+    @invariant()
+    def trades_respect_price_time_priority(self) -> None:
+        assert not self.failures, self.failures
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=max(150, settings().max_examples),  # more if the profile asks
+    stateful_step_count=50,
+)
+test_engine_state_machine = EngineMachine.TestCase
