@@ -57,7 +57,7 @@ def record_accepted(
     Printf-style formatting with the enums as plain integers: the fastest exact way we
     measured to write the fields (f-strings format an IntEnum through Enum.__format__)."""
     owner, client_order_id = command.owner, command.client_order_id
-    fills = ",".join(["%dx%d" % (t.maker_order_id, t.quantity) for t in trades]) if trades else ""
+    fills = ",".join([f"{t.maker_order_id}x{t.quantity}" for t in trades]) if trades else ""
     return _ACCEPTED % (
         sequence, len(owner), owner, command.timestamp, command.symbol, command.side,
         command.type, command.amount, command.price, command.time_in_force, command.post_only,

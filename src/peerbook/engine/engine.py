@@ -33,6 +33,7 @@ __all__ = ["CLIENT_ORDER_ID_MAX", "Engine"]
 CLIENT_ORDER_ID_MAX = 64  # characters; longer client order ids are refused
 
 _Rejection = tuple[ErrorClass, str]
+_GTC = TimeInForce.GTC
 
 
 def _is_int(value: object) -> bool:
@@ -154,7 +155,7 @@ class Engine:
         self.trade_count += len(trades)
         events: list[Event] = [accepted, *trades]
         if order.remaining:
-            if order.price is not None and order.time_in_force is TimeInForce.GTC:
+            if order.price is not None and order.time_in_force is _GTC:
                 book.own_side(order.side).rest(order, order.price)
                 events.append(
                     OrderRested(
@@ -330,23 +331,24 @@ def _check_liquidity(
     command: PlaceOrder, market: Market, makers: BookSide, limit_key: int | None
 ) -> _Rejection | None:
     """The checks that read the book: post-only must not cross, fill-or-kill must fill."""
-    side = command.side.name.lower()
     if command.post_only:
         best = makers.best()
         if best is not None and limit_key is not None and makers.sign * best.price <= limit_key:
             opposite = "ask" if command.side is Side.BUY else "bid"
+            price = market.format_price(limit_key * makers.sign)
             return (
                 ErrorClass.ORDER_IMMEDIATELY_FILLABLE,
-                f"post-only {side} at {market.format_price(limit_key * makers.sign)} would cross "
+                f"post-only {command.side.name.lower()} at {price} would cross "
                 f"best {opposite} {market.format_price(best.price)}",
             )
     if command.time_in_force is TimeInForce.FOK:
         available = makers.available(limit_key, command.amount)
         if available < command.amount:
             where = "" if command.price is None else f" at {market.format_price(command.price)}"
+            amount = market.format_amount(command.amount)
             return (
                 ErrorClass.ORDER_NOT_FILLABLE,
-                f"fill-or-kill {side} of {market.format_amount(command.amount)}{where} can fill "
+                f"fill-or-kill {command.side.name.lower()} of {amount}{where} can fill "
                 f"only {market.format_amount(available)}",
             )
     return None
