@@ -1,0 +1,12 @@
+"""Grenache for Python: the grape client (Link), RPC over HTTP, and an embedded grape.
+
+Byte-compatible with the Node.js packages (grenache-grape 1.0.0, grenache-nodejs-link,
+-http), with timeouts on every call and errors that cannot be mistaken for results.
+The wire formats live in `peerbook.grenache.protocol`, without I/O.
+"""
+
+from peerbook.grenache.grape import EmbeddedGrape
+from peerbook.grenache.http import RpcClient, RpcServer, Settled
+from peerbook.grenache.link import Link
+
+__all__ = ["EmbeddedGrape", "Link", "RpcClient", "RpcServer", "Settled"]

@@ -1,0 +1,87 @@
+"""One HTTP POST with a deadline, and the single place where aiohttp's exceptions become ours.
+
+Both the Link (grape calls) and the RPC client send through `post`, so every Grenache call
+has a timeout and every network failure surfaces as `TransportError` or
+`RequestTimeoutError`, never as an aiohttp type (style guide section 5: translate foreign
+exceptions at exactly one boundary).
+"""
+
+import asyncio
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import aiohttp
+
+from peerbook.errors import (
+    ClosedBeforeReplyError,
+    ConnectFailedError,
+    RequestTimeoutError,
+    TransportError,
+)
+
+__all__ = ["IDLE_KEEPALIVE_S", "HttpReply", "new_session", "post", "read_limited"]
+
+IDLE_KEEPALIVE_S = 4.0
+"""How long an idle pooled connection is kept: below Node's 5 s keep-alive close, so we never
+send on a connection the server is closing (research note section 3.1 and 11)."""
+
+
+class HttpReply(NamedTuple):
+    """Status and full body of an HTTP reply."""
+
+    status: int
+    body: bytes
+
+
+async def read_limited(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body of ``stream``, or None as soon as it exceeds ``limit`` bytes (the
+    rest is not read, so an oversized body costs at most ``limit`` bytes of memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+def new_session(connections_max: int = 256) -> aiohttp.ClientSession:
+    """A client session whose pool retires idle connections before Node servers close them."""
+    connector = aiohttp.TCPConnector(
+        limit=connections_max, keepalive_timeout=IDLE_KEEPALIVE_S, enable_cleanup_closed=True
+    )
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    reply_bytes_max: int,
+) -> HttpReply:
+    """POST ``body`` and read the whole reply within ``timeout_s`` seconds.
+
+    Raises:
+        RequestTimeoutError: no complete reply in time (the server may have processed it).
+        ConnectFailedError: no connection: the request was not sent.
+        ClosedBeforeReplyError: the connection closed before any reply byte.
+        TransportError: any other network failure, or a reply over the limit.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.post(url, data=body, headers=headers) as response:
+                data = await read_limited(response.content, reply_bytes_max)
+                if data is None:
+                    raise TransportError(f"reply from {url} exceeds {reply_bytes_max} bytes")
+                return HttpReply(response.status, data)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(f"no reply from {url} within {timeout_s:g} s") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectFailedError(f"cannot connect to {url}: {exc.os_error}") from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise ClosedBeforeReplyError(f"{url} closed the connection before replying") from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"request to {url} failed: {exc!r}") from exc
