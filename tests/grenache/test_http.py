@@ -1,0 +1,208 @@
+"""Python grape, Link, RPC server and client over real loopback sockets, with faults."""
+
+import asyncio
+import gzip
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from peerbook.errors import (
+    ConnectFailedError,
+    LookupEmptyError,
+    RequestTimeoutError,
+    RpcError,
+    TransportError,
+)
+from peerbook.grenache import EmbeddedGrape, Link, RpcClient, RpcServer
+from peerbook.grenache.protocol import Json
+
+
+async def echo(key: str, payload: Json) -> Json:
+    if payload == "boom":
+        raise RpcError("boom: something failed")
+    if payload == "crash":
+        raise ValueError("a bug")
+    return {"echo": payload, "key": key}
+
+
+@asynccontextmanager
+async def grape() -> AsyncIterator[EmbeddedGrape]:
+    server = EmbeddedGrape(port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def service(
+    link: Link, name: str, handler: Callable[[str, Json], Awaitable[Json]] = echo
+) -> AsyncIterator[RpcServer]:
+    server = RpcServer(handler)
+    await server.start()
+    await link.announce(name, server.port)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def run(coroutine: Awaitable[None]) -> None:
+    asyncio.run(asyncio.wait_for(coroutine, 30))  # type: ignore[arg-type]
+
+
+def dead_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_request_map_and_compress_round_trip() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            async with service(link, "svc"), service(link, "svc"):
+                assert await client.request("svc", {"a": 1}) == {"echo": {"a": 1}, "key": "svc"}
+                assert await client.request("svc", "z" * 5000, compress=True) == {
+                    "echo": "z" * 5000,
+                    "key": "svc",
+                }
+                replies = await client.map("svc", 7, compress=True)
+                assert replies == [{"echo": 7, "key": "svc"}] * 2
+            await client.close()
+            await link.close()
+
+    run(scenario())
+
+
+def test_handler_errors_travel_as_messages() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            async with service(link, "svc"):
+                with pytest.raises(RpcError, match=r"^boom: something failed$"):
+                    await client.request("svc", "boom")
+                with pytest.raises(RpcError, match="ERR_INTERNAL"):
+                    await client.request("svc", "crash")
+                assert await client.request("svc", 1) == {"echo": 1, "key": "svc"}
+            await client.close()
+            await link.close()
+
+    run(scenario())
+
+
+def test_request_goes_to_another_peer_when_one_is_dead_and_map_settled_reports_it() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            await link.announce("svc", dead_port())
+            async with service(link, "svc"):
+                settled = await client.map_settled("svc", 2)
+                assert sorted(s.error is None for s in settled) == [False, True]
+                failed = next(s for s in settled if s.error is not None)
+                assert isinstance(failed.error, ConnectFailedError)
+                with pytest.raises(ConnectFailedError):
+                    await client.map("svc", 3)
+                for _ in range(10):
+                    assert await client.request("svc", 1) == {"echo": 1, "key": "svc"}
+            await client.close()
+            await link.close()
+
+    run(scenario())
+
+
+def test_server_that_never_answers_times_out() -> None:
+    async def scenario() -> None:
+        async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(60)
+
+        silent = await asyncio.start_server(stall, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        async with grape() as g:
+            link = Link(g.url)
+            await link.announce("svc", port)
+            client = RpcClient(link, timeout_s=0.5)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(RequestTimeoutError):
+                await client.request("svc", 1)
+            assert 0.4 < asyncio.get_running_loop().time() - started < 3
+            await client.close()
+            await link.close()
+        silent.close()
+
+    run(scenario())
+
+
+def test_malformed_and_oversized_requests_are_answered_and_server_keeps_serving() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            async with service(link, "svc") as server, aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{server.port}/any/path"
+                cases = [
+                    (b"not json", {}, 400),
+                    (b'["rid","svc"]', {}, 400),
+                    (b"\x1f\x8b garbage", {"grc-compress": "gzip"}, 400),
+                    (b"[" + b"1," * 40000 + b"1]", {}, 413),
+                ]
+                for body, headers, status in cases:
+                    async with session.put(url, data=body, headers=headers) as response:
+                        assert response.status == status
+                        raw = await response.read()
+                        text = (gzip.decompress(raw) if headers else raw).decode()
+                        assert text.startswith("[null,") and "ERR_" in text
+                assert await client.request("svc", "still here") == {
+                    "echo": "still here",
+                    "key": "svc",
+                }
+            await client.close()
+            await link.close()
+
+    run(scenario())
+
+
+def test_grape_down_is_a_transport_error() -> None:
+    async def scenario() -> None:
+        link = Link(f"http://127.0.0.1:{dead_port()}", timeout_s=1)
+        with pytest.raises(TransportError):
+            await link.lookup("svc")
+        with pytest.raises(TransportError):
+            await link.announce("svc", 5001)
+        await link.close()
+
+    run(scenario())
+
+
+def test_empty_lookup_is_never_cached() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url, lookup_cache_s=60)
+            with pytest.raises(LookupEmptyError):
+                await link.lookup("svc")
+            await link.announce("svc", 5001)
+            assert await link.lookup("svc") == ["127.0.0.1:5001"]
+            await link.close()
+
+    run(scenario())
+
+
+def test_start_announcing_keeps_the_service_visible() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url, announce_interval_s=0.05)
+            await link.start_announcing("svc", 5001)
+            await asyncio.sleep(0.3)
+            assert await link.lookup("svc", fresh=True) == ["127.0.0.1:5001"]
+            await link.close()
+
+    run(scenario())
