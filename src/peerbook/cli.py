@@ -1,17 +1,20 @@
 """The `peerbook` command line: parses arguments and calls into the package; no logic here.
 
-Commands available in this version: ``replay`` (contract section 7). The network commands of
-section 1 (``grape``, ``node``, ``demo`` and the client commands) arrive with the Grenache,
+Commands available in this version: ``grape`` (contract section 1) and ``replay`` (section 7).
+The other commands of section 1 (``node``, ``demo`` and the client commands) arrive with the
 replication and node layers.
 """
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
 from peerbook import __version__
 from peerbook.engine import DEFAULT_MARKETS, Market
+from peerbook.grenache import EmbeddedGrape
 from peerbook.replay import load_markets, replay
 
 __all__ = ["main"]
@@ -23,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"peerbook {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    grape_parser = commands.add_parser(
+        "grape",
+        help="run an embedded single-machine grape (the grape HTTP API, no DHT)",
+        description="Run an embedded grape: announce, lookup, put and get as grenache-grape "
+        "1.0.0 answers them with --dpa 120000. Prints its URL; runs until SIGINT or SIGTERM.",
+    )
+    grape_parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    grape_parser.add_argument("--port", type=int, default=30001, help="API port (0: any free)")
     replay_parser = commands.add_parser(
         "replay",
         help="apply a JSONL log of commands to a fresh engine and print the outcome",
@@ -72,9 +83,34 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve_grape(host: str, port: int) -> None:
+    grape = EmbeddedGrape(host, port)
+    await grape.start()
+    print(grape.url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await grape.stop()
+
+
+def _grape(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_serve_grape(args.host, args.port))
+    except OSError as exc:
+        print(f"peerbook grape: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "grape":
+        return _grape(args)
     raise AssertionError(f"unhandled command {args.command}")
