@@ -5,8 +5,9 @@ Byte-compatible with the Node.js packages (grenache-grape 1.0.0, grenache-nodejs
 The wire formats live in `peerbook.grenache.protocol`, without I/O.
 """
 
+from peerbook.grenache.client import Settled
 from peerbook.grenache.grape import EmbeddedGrape
-from peerbook.grenache.http import RpcClient, RpcServer, Settled
+from peerbook.grenache.http import RpcClient, RpcServer
 from peerbook.grenache.link import Link
 
 __all__ = ["EmbeddedGrape", "Link", "RpcClient", "RpcServer", "Settled"]

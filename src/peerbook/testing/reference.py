@@ -1,28 +1,22 @@
 """ReferenceEngine: a deliberately naive matcher, the oracle the real `Engine` is tested against.
 
 Why it exists: the engine earns its speed with heaps of signed price keys, lazily deleted
-levels and compacted queues, and each of those is a place for a bug to hide. This engine keeps
-every resting order of a market in one plain list and finds the best maker by scanning it, so
-it is slow (O(resting orders) per trade) but short enough to check against the rules by eye.
-It shares no code with ``engine/book.py``, ``level.py`` or ``matching.py``: it imports only the
-public commands, events, enums and markets. Differential tests feed the same commands to both
-engines and require equal events (``OrderRejected.message`` aside) and equal final orders.
+levels and compacted queues, and each is a place for a bug to hide. This engine keeps every
+resting order of a market in one plain list and finds the best maker by scanning it: slow
+(O(resting orders) per trade) but short enough to check against the rules by eye. It shares no
+code with ``engine/book.py``, ``level.py`` or ``matching.py``; it imports only the public types.
 
-Rules, as the engine's docstrings state them:
-
-* Every command takes the next sequence number, rejected or not; an order's id is the sequence
-  of the command that placed it, and trade ids count up from 1.
-* A placement repeating an accepted (owner, client order id) is answered with
-  `DuplicateOrderIgnored` before anything else is checked.
-* Then the checks, first failure wins: owner, timestamp, client order id (BadRequest); market
-  (BadSymbol); enums, flag, amount, price and option combinations (InvalidOrder); a post-only
-  order that would cross (OrderImmediatelyFillable); a fill-or-kill order that cannot fill
-  completely at acceptable prices (OrderNotFillable).
-* An accepted order trades with the best-priced, then oldest, opposite resting order at an
-  acceptable price, at the maker's price, until it is filled or none is left. A GTC limit
-  remainder rests; any other remainder expires.
-* A cancel names one of the owner's resting orders, by id or else by client order id, in the
-  given market if one is given; anything else is OrderNotFound (or BadRequest/BadSymbol).
+The rules, as the engine's docstrings state them: every command takes the next sequence
+number, rejected or not; an order's id is that sequence and trade ids count up from 1. A
+placement repeating an accepted (owner, client order id) gets `DuplicateOrderIgnored` before
+any check. Then the first failing check decides the error class: owner, timestamp, client order
+id (BadRequest); market (BadSymbol); enums, amount, price and option combinations
+(InvalidOrder); a post-only order that would cross (OrderImmediatelyFillable); a fill-or-kill
+order that cannot fill completely (OrderNotFillable). An accepted order trades with the
+best-priced, then oldest, opposite resting order within its limit, at the maker's price, until
+it is filled or none is left; a GTC limit remainder rests, any other remainder expires. A cancel
+names one of the owner's resting orders, by id or else by client order id, in the given market
+if any; anything else is OrderNotFound (or BadRequest/BadSymbol for malformed cancels).
 """
 
 from collections.abc import Iterable
@@ -37,6 +31,7 @@ from peerbook.engine import (
     ErrorClass,
     Event,
     Market,
+    Order,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
@@ -50,7 +45,7 @@ from peerbook.engine import (
     TradeExecuted,
 )
 
-__all__ = ["OrderRecord", "ReferenceEngine"]
+__all__ = ["OrderRecord", "ReferenceEngine", "comparable", "record_of"]
 
 
 @dataclass(slots=True)
@@ -69,6 +64,25 @@ class OrderRecord:
     cost: int
     state: OrderState
     last_trade_timestamp: int | None
+
+
+def record_of(order: Order) -> OrderRecord:
+    """An engine order in the reference's form, to compare final states."""
+    return OrderRecord(
+        order.order_id, order.owner, order.client_order_id, order.symbol, order.side, order.type,
+        order.price, order.amount, order.remaining, order.cost, order.state,
+        order.last_trade_timestamp,
+    )  # fmt: skip
+
+
+def comparable(events: Iterable[Event]) -> list[tuple[str, Event]]:
+    """Events as the two engines must agree on them: with their type name, since named tuples
+    of different types can compare equal, and with rejection messages blanked, since only the
+    error class is contract and the reference does not write the engine's sentences."""
+    return [
+        (type(e).__name__, e._replace(message="") if isinstance(e, OrderRejected) else e)
+        for e in events
+    ]
 
 
 def _price(resting: OrderRecord) -> int:
@@ -249,8 +263,8 @@ class ReferenceEngine:
             return self._reject(command, ErrorClass.BAD_REQUEST)
         if order is None or (symbol is not None and symbol != order.symbol):
             return self._reject(command, ErrorClass.ORDER_NOT_FOUND)
-        if order not in self._resting[order.symbol]:
-            return self._reject(command, ErrorClass.ORDER_NOT_FOUND)
+        if not any(resting is order for resting in self._resting[order.symbol]):
+            return self._reject(command, ErrorClass.ORDER_NOT_FOUND)  # filled, cancelled, expired
         self._resting[order.symbol].remove(order)
         order.state = OrderState.CANCELED
         return (OrderCancelled(self.sequence, order.order_id, order.remaining),)
@@ -258,15 +272,10 @@ class ReferenceEngine:
     # -- rejecting ----------------------------------------------------------------------------
 
     def _reject(self, command: object, error: ErrorClass) -> tuple[Event, ...]:
-        """A single `OrderRejected`; the message only names the class (it is not compared)."""
+        """A single `OrderRejected`; the message only names the class (it is not compared).
+        ``command`` may be any object, as `Engine.apply` is total."""
         owner = getattr(command, "owner", None)
         client_order_id = getattr(command, "client_order_id", None)
-        return (
-            OrderRejected(
-                self.sequence,
-                owner if type(owner) is str else repr(owner),
-                client_order_id if type(client_order_id) is str else None,
-                error,
-                f"reference engine: {error.value}",
-            ),
-        )
+        owner = owner if type(owner) is str else repr(owner)
+        client_order_id = client_order_id if type(client_order_id) is str else None
+        return (OrderRejected(self.sequence, owner, client_order_id, error, error.value),)
