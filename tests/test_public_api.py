@@ -8,7 +8,14 @@ import pytest
 
 @pytest.mark.parametrize(
     "module_name",
-    ["peerbook", "peerbook.engine", "peerbook.wire", "peerbook.errors", "peerbook.testing"],
+    [
+        "peerbook",
+        "peerbook.engine",
+        "peerbook.wire",
+        "peerbook.errors",
+        "peerbook.testing",
+        "peerbook.grenache",
+    ],
 )
 def test_all_lists_exactly_the_public_names(module_name: str) -> None:
     module = importlib.import_module(module_name)

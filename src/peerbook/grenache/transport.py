@@ -1,9 +1,10 @@
-"""One HTTP POST with a deadline, and the single place where aiohttp's exceptions become ours.
+"""Client-side HTTP and WebSocket calls with deadlines: the one place where aiohttp's
+exceptions become ours.
 
-Both the Link (grape calls) and the RPC client send through `post`, so every Grenache call
-has a timeout and every network failure surfaces as `TransportError` or
-`RequestTimeoutError`, never as an aiohttp type (style guide section 5: translate foreign
-exceptions at exactly one boundary).
+The Link (grape calls), the HTTP RPC client and the WebSocket clients all go through `post`
+and `ws_connect`, so every Grenache call has a timeout and every network failure surfaces as
+a `TransportError` subclass, never as an aiohttp type (style guide section 5: translate
+foreign exceptions at exactly one boundary).
 """
 
 import asyncio
@@ -19,7 +20,14 @@ from peerbook.errors import (
     TransportError,
 )
 
-__all__ = ["IDLE_KEEPALIVE_S", "HttpReply", "new_session", "post", "read_limited"]
+__all__ = [
+    "IDLE_KEEPALIVE_S",
+    "HttpReply",
+    "new_session",
+    "post",
+    "read_limited",
+    "ws_connect",
+]
 
 IDLE_KEEPALIVE_S = 4.0
 """How long an idle pooled connection is kept: below Node's 5 s keep-alive close, so we never
@@ -85,3 +93,26 @@ async def post(
         raise ClosedBeforeReplyError(f"{url} closed the connection before replying") from exc
     except aiohttp.ClientError as exc:
         raise TransportError(f"request to {url} failed: {exc!r}") from exc
+
+
+async def ws_connect(
+    session: aiohttp.ClientSession, url: str, timeout_s: float, message_bytes_max: int
+) -> aiohttp.ClientWebSocketResponse:
+    """Open a WebSocket to ``url`` within ``timeout_s`` seconds (no compression extension,
+    as the Node servers negotiate none).
+
+    Raises:
+        ConnectFailedError: no connection or the handshake was refused.
+        RequestTimeoutError: the handshake did not finish in time.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await session.ws_connect(
+                url, autoping=True, compress=0, max_msg_size=message_bytes_max
+            )
+    except TimeoutError as exc:
+        raise RequestTimeoutError(f"no WebSocket handshake with {url} in {timeout_s:g} s") from exc
+    except (aiohttp.ClientConnectorError, aiohttp.WSServerHandshakeError) as exc:
+        raise ConnectFailedError(f"cannot open a WebSocket to {url}: {exc!r}") from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"WebSocket to {url} failed: {exc!r}") from exc

@@ -1,0 +1,356 @@
+"""Grenache over WebSocket: RPC server and client, and pub/sub, as grenache-nodejs-ws speaks it.
+
+RPC (research note section 6.1): the client connects to ``ws://host:port/ws`` and sends one
+text frame ``[rid, key, payload]`` per request; the server answers each with a text frame
+``[rid, error, data]``; replies are matched by rid, so many requests share one connection.
+Unlike Node, an unparseable frame is answered with ``[null, "ERR_BAD_REQUEST: ...", null]``
+rather than dropped, and every client call has a timeout.
+
+Pub/sub (section 6.2): a publisher is a WebSocket server that sends each message, unchanged,
+as one text frame to every connected socket; a subscriber connects and sends nothing. Unlike
+Node's PeerSub, `Subscriber` reconnects with backoff and a fresh lookup when its publisher
+goes away, and with ``fan_in`` it listens to every publisher of the name at once.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from peerbook.errors import (
+    ClosedBeforeReplyError,
+    GrenacheError,
+    RemoteProtocolError,
+    RequestTimeoutError,
+    RpcError,
+)
+from peerbook.grenache import protocol
+from peerbook.grenache.client import PeerClient
+from peerbook.grenache.link import Link
+from peerbook.grenache.protocol import Json
+from peerbook.grenache.service import Handler, answer
+from peerbook.grenache.transport import new_session, ws_connect
+
+__all__ = ["MESSAGE_BYTES_MAX", "Publisher", "Subscriber", "WsRpcClient", "WsRpcServer"]
+
+_log = logging.getLogger(__name__)
+
+MESSAGE_BYTES_MAX = 1 << 20
+"""Largest WebSocket message accepted, either way."""
+
+
+class _WsServer:
+    """A WebSocket server on any path; subclasses say what to do with each socket."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    async def start(self) -> None:
+        """Bind and serve. Raises OSError if the port is taken."""
+        app = web.Application()
+        app.router.add_route("GET", "/{path:.*}", self._upgrade)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Close every socket and stop listening."""
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _upgrade(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(compress=False, max_msg_size=MESSAGE_BYTES_MAX)
+        await socket.prepare(request)
+        self._sockets.add(socket)
+        try:
+            await self._serve(socket)
+        finally:
+            self._sockets.discard(socket)
+        return socket
+
+    async def _serve(self, socket: web.WebSocketResponse) -> None:
+        raise NotImplementedError
+
+
+class WsRpcServer(_WsServer):
+    """Serves Grenache RPC requests over WebSocket; requests on one socket run concurrently."""
+
+    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self._handler = handler
+
+    async def _serve(self, socket: web.WebSocketResponse) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        async for message in socket:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                data = message.data if isinstance(message.data, bytes) else message.data.encode()
+                task = asyncio.create_task(self._reply(socket, data))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        for task in pending:
+            task.cancel()
+
+    async def _reply(self, socket: web.WebSocketResponse, body: bytes) -> None:
+        result = await answer(self._handler, body)
+        if not socket.closed:
+            await socket.send_str(result.body.decode())
+
+
+class Publisher(_WsServer):
+    """A pub/sub publisher: `publish` sends a message to every connected subscriber."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers are connected now."""
+        return len(self._sockets)
+
+    async def publish(self, message: str) -> None:
+        """Send ``message`` as one text frame to every connected subscriber; a subscriber whose
+        socket fails is dropped, the others still get it."""
+        sockets = [s for s in self._sockets if not s.closed]
+        results = await asyncio.gather(
+            *(s.send_str(message) for s in sockets), return_exceptions=True
+        )
+        for socket, result in zip(sockets, results, strict=True):
+            if isinstance(result, BaseException):
+                self._sockets.discard(socket)
+
+    async def _serve(self, socket: web.WebSocketResponse) -> None:
+        async for _ in socket:  # subscribers send nothing we need; wait for the close
+            pass
+
+
+class _Connection:
+    """One client WebSocket to one peer, with the requests waiting for their replies."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.waiting: dict[str, asyncio.Future[protocol.RpcReply]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.socket:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                try:
+                    reply = protocol.decode_reply(message.data.encode())
+                except RemoteProtocolError:
+                    continue
+                future = self.waiting.pop(reply.rid, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        finally:
+            for future in self.waiting.values():
+                if not future.done():
+                    future.set_exception(ClosedBeforeReplyError("the WebSocket closed"))
+            self.waiting.clear()
+
+
+class WsRpcClient(PeerClient):
+    """Sends Grenache RPC requests over WebSocket, one connection per peer.
+
+    Args: as `peerbook.grenache.http.RpcClient`. ``compress`` is ignored: the WebSocket
+    transport has no compression in Grenache.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        timeout_s: float = 10.0,
+        rng: random.Random | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        super().__init__(link, timeout_s=timeout_s, rng=rng)
+        self._session = session
+        self._own_session = session is None
+        self._connections: dict[str, _Connection] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    async def _connection(self, peer: str, timeout_s: float) -> _Connection:
+        connection = self._connections.get(peer)
+        if connection is not None and not connection.socket.closed:
+            return connection
+        async with self._opening.setdefault(peer, asyncio.Lock()):
+            connection = self._connections.get(peer)
+            if connection is None or connection.socket.closed:
+                host, port = protocol.parse_peer(peer)
+                if self._session is None:
+                    self._session = new_session()
+                url = f"ws://{host}:{port}/ws"
+                socket = await ws_connect(self._session, url, timeout_s, MESSAGE_BYTES_MAX)
+                connection = self._connections[peer] = _Connection(socket)
+            return connection
+
+    async def send(
+        self,
+        peer: str,
+        key: str,
+        payload: Json,
+        *,
+        timeout_s: float | None = None,
+        compress: bool = False,
+    ) -> Json:
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        connection = await self._connection(peer, timeout)
+        rid = protocol.new_rid()
+        future: asyncio.Future[protocol.RpcReply] = asyncio.get_running_loop().create_future()
+        connection.waiting[rid] = future
+        try:
+            await connection.socket.send_str(protocol.encode_request(rid, key, payload).decode())
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError as exc:
+            raise RequestTimeoutError(f"no reply from {peer} within {timeout:g} s") from exc
+        except ConnectionError as exc:
+            raise ClosedBeforeReplyError(f"the WebSocket to {peer} closed: {exc}") from exc
+        finally:
+            connection.waiting.pop(rid, None)
+        if reply.error is not None:
+            raise RpcError(reply.error)
+        return reply.data
+
+    async def close(self) -> None:
+        for connection in self._connections.values():
+            await connection.socket.close()
+            await asyncio.gather(connection.reader, return_exceptions=True)
+        self._connections.clear()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+class Subscriber:
+    """Receives the messages of the publishers announced as ``name``.
+
+    It connects to one publisher picked at random (or, with ``fan_in``, to every publisher,
+    looking for new ones every ``refresh_s``), and when a connection ends it looks the name
+    up again and reconnects, waiting ``backoff_s[0]`` doubling up to ``backoff_s[1]`` between
+    failed attempts. Messages are read with `messages`; when the reader falls more than
+    ``queue_max`` messages behind, the oldest are dropped and counted in `dropped`.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        name: str,
+        *,
+        fan_in: bool = False,
+        backoff_s: tuple[float, float] = (0.1, 5.0),
+        refresh_s: float = 5.0,
+        connect_timeout_s: float = 5.0,
+        queue_max: int = 100_000,
+        rng: random.Random | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.link = link
+        self.name = name
+        self._fan_in = fan_in
+        self._backoff_s = backoff_s
+        self._refresh_s = refresh_s
+        self._connect_timeout_s = connect_timeout_s
+        self._rng = rng or random.Random()
+        self._session = session
+        self._own_session = session is None
+        self._queue: asyncio.Queue[str | bytes] = asyncio.Queue(queue_max)
+        self._connected: dict[str, asyncio.Task[None]] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.connections = 0
+
+    def start(self) -> None:
+        """Start connecting in the background."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+
+    @property
+    def publishers(self) -> list[str]:
+        """The publishers this subscriber is connected to now."""
+        return list(self._connected)
+
+    async def receive(self) -> str | bytes:
+        """The next message (text frames as str, binary as bytes); safe to cancel, e.g. with
+        a timeout: no message is lost by a cancelled wait."""
+        return await self._queue.get()
+
+    async def messages(self) -> AsyncIterator[str | bytes]:
+        """Every message received, in arrival order."""
+        while True:
+            yield await self.receive()
+
+    async def _run(self) -> None:
+        delay = self._backoff_s[0]
+        while True:
+            try:
+                peers = await self.link.lookup(self.name, fresh=True)
+            except GrenacheError as exc:
+                _log.info("subscriber %s: lookup failed: %s", self.name, exc)
+                peers = []
+            if not self._fan_in:
+                peers = [self._rng.choice(peers)] if peers and not self._connected else []
+            for peer in peers:
+                if peer not in self._connected:
+                    self._connected[peer] = asyncio.create_task(self._listen(peer))
+            if self._connected:
+                delay = self._backoff_s[0]
+                done, _ = await asyncio.wait(
+                    self._connected.values(),
+                    timeout=self._refresh_s if self._fan_in else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff_s[1])
+
+    async def _listen(self, peer: str) -> None:
+        try:
+            host, port = protocol.parse_peer(peer)
+            if self._session is None:
+                self._session = new_session()
+            url = f"ws://{host}:{port}/ws"
+            socket = await ws_connect(
+                self._session, url, self._connect_timeout_s, MESSAGE_BYTES_MAX
+            )
+            self.connections += 1
+            async with socket:
+                async for message in socket:
+                    if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                        self._deliver(message.data)
+        except GrenacheError as exc:
+            _log.info("subscriber %s: %s", self.name, exc)
+            self.link.forget(self.name, peer)
+        finally:
+            self._connected.pop(peer, None)
+
+    def _deliver(self, message: str | bytes) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(message)
+
+    async def close(self) -> None:
+        """Disconnect and stop reconnecting."""
+        tasks = [t for t in (self._runner, *self._connected.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner = None
+        self._connected.clear()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,158 @@
+"""WebSocket RPC and pub/sub between Python peers over real loopback sockets, with faults."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from peerbook.errors import RequestTimeoutError, RpcError
+from peerbook.grenache import EmbeddedGrape, Link, Publisher, Subscriber, WsRpcClient, WsRpcServer
+from peerbook.grenache.protocol import Json
+
+
+def run(coroutine: Awaitable[None]) -> None:
+    asyncio.run(asyncio.wait_for(coroutine, 30))  # type: ignore[arg-type]
+
+
+async def echo(key: str, payload: Json) -> Json:
+    if payload == "boom":
+        raise RpcError("ws-boom")
+    if payload == "slow":
+        await asyncio.sleep(5)
+    return {"echo": payload}
+
+
+@asynccontextmanager
+async def grape_link() -> AsyncIterator[Link]:
+    grape = EmbeddedGrape(port=0)
+    await grape.start()
+    link = Link(grape.url)
+    try:
+        yield link
+    finally:
+        await link.close()
+        await grape.stop()
+
+
+async def next_messages(subscriber: Subscriber, count: int) -> list[str | bytes]:
+    received: list[str | bytes] = []
+    async for message in subscriber.messages():
+        received.append(message)
+        if len(received) == count:
+            break
+    return received
+
+
+async def publish_until_heard(publisher: Publisher, subscriber: Subscriber, text: str) -> None:
+    """Publish ``text`` until the subscriber is connected and hears it (messages sent
+    before a subscriber connects are lost, as in Grenache)."""
+    async with asyncio.timeout(10):
+        while True:
+            await publisher.publish(text)
+            try:
+                async with asyncio.timeout(0.1):
+                    while await subscriber.receive() != text:
+                        pass
+                    return
+            except TimeoutError:
+                continue
+
+
+def test_ws_request_map_and_errors() -> None:
+    async def scenario() -> None:
+        async with grape_link() as link:
+            servers = [WsRpcServer(echo), WsRpcServer(echo)]
+            for server in servers:
+                await server.start()
+                await link.announce("ws-svc", server.port)
+            client = WsRpcClient(link, timeout_s=0.5)
+            replies = await asyncio.gather(*(client.request("ws-svc", i) for i in range(50)))
+            assert replies == [{"echo": i} for i in range(50)]
+            assert await client.map("ws-svc", "m") == [{"echo": "m"}] * 2
+            with pytest.raises(RpcError, match="ws-boom"):
+                await client.request("ws-svc", "boom")
+            with pytest.raises(RequestTimeoutError):
+                await client.request("ws-svc", "slow")
+            assert await client.request("ws-svc", "after") == {"echo": "after"}
+            await client.close()
+            for server in servers:
+                await server.stop()
+
+    run(scenario())
+
+
+def test_unparseable_ws_frame_is_answered_with_an_error() -> None:
+    async def scenario() -> None:
+        server = WsRpcServer(echo)
+        await server.start()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{server.port}/ws") as socket,
+        ):
+            await socket.send_str("not json")
+            reply = await socket.receive_str(timeout=5)
+            assert reply.startswith('[null,"ERR_BAD_REQUEST')
+        await server.stop()
+
+    run(scenario())
+
+
+def test_subscriber_receives_every_message_in_order() -> None:
+    async def scenario() -> None:
+        async with grape_link() as link:
+            publisher = Publisher()
+            await publisher.start()
+            await link.announce("feed", publisher.port)
+            subscriber = Subscriber(link, "feed")
+            subscriber.start()
+            await publish_until_heard(publisher, subscriber, "hello")
+            for index in range(100):
+                await publisher.publish(f"m{index}")
+            async with asyncio.timeout(5):
+                assert await next_messages(subscriber, 100) == [f"m{i}" for i in range(100)]
+            await subscriber.close()
+            await publisher.stop()
+
+    run(scenario())
+
+
+def test_subscriber_resumes_after_publisher_restart() -> None:
+    async def scenario() -> None:
+        async with grape_link() as link:
+            publisher = Publisher()
+            await publisher.start()
+            port = publisher.port
+            await link.announce("feed", port)
+            subscriber = Subscriber(link, "feed", backoff_s=(0.05, 0.2))
+            subscriber.start()
+            await publish_until_heard(publisher, subscriber, "before")
+            await publisher.stop()
+            restarted = Publisher(port=port)
+            await restarted.start()
+            await publish_until_heard(restarted, subscriber, "after")
+            assert subscriber.connections == 2
+            await subscriber.close()
+            await restarted.stop()
+
+    run(scenario())
+
+
+def test_fan_in_subscriber_hears_every_publisher() -> None:
+    async def scenario() -> None:
+        async with grape_link() as link:
+            publishers = [Publisher(), Publisher()]
+            for publisher in publishers:
+                await publisher.start()
+                await link.announce("feed", publisher.port)
+            subscriber = Subscriber(link, "feed", fan_in=True)
+            subscriber.start()
+            for index, publisher in enumerate(publishers):
+                await publish_until_heard(publisher, subscriber, f"from {index}")
+            assert len(subscriber.publishers) == 2
+            await subscriber.close()
+            for publisher in publishers:
+                await publisher.stop()
+
+    run(scenario())
