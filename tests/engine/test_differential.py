@@ -4,13 +4,16 @@ The two must agree on every event (``OrderRejected.message`` aside: only the err
 contract) and on every order's final state. Streams come from a seeded generator, so a failure
 names the seed that reproduces it, and from Hypothesis, which shrinks a failure to a short
 program. Stream shapes aim at different code paths: a shallow book where nearly every order
-crosses, a deep book with many orders queued per level, and a wide book of many sparse levels.
+crosses, a deep book with many orders queued per level, a wide book of many sparse levels, and
+two shapes whose drain phases cancel faster than orders match, so that the engine's lazily
+deleted orders and levels pile up until it compacts its queues and rebuilds its heaps.
 """
 
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,14 +23,13 @@ from peerbook.engine import (
     CancelOrder,
     Command,
     Engine,
-    Event,
     OrderRejected,
     OrderType,
     PlaceOrder,
     Side,
     TimeInForce,
 )
-from peerbook.testing.reference import OrderRecord, ReferenceEngine
+from peerbook.testing.reference import ReferenceEngine, comparable, record_of
 
 OWNERS = ("alice", "bob", "carol")
 SYMBOLS = ("BTC/USD", "ETH/USD")
@@ -37,26 +39,6 @@ NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 
 
 # -- comparing ---------------------------------------------------------------------------------
-
-
-def comparable(events: Iterable[Event]) -> list[tuple[str, Event]]:
-    """Events with their type name (tuples of different types can compare equal) and with
-    rejection messages blanked (the sentence is free; the error class is contract)."""
-    return [
-        (type(e).__name__, e._replace(message="") if isinstance(e, OrderRejected) else e)
-        for e in events
-    ]
-
-
-def engine_orders(engine: Engine) -> tuple[OrderRecord, ...]:
-    """The engine's orders in the reference's record form."""
-    return tuple(
-        OrderRecord(
-            o.order_id, o.owner, o.client_order_id, o.symbol, o.side, o.type, o.price, o.amount,
-            o.remaining, o.cost, o.state, o.last_trade_timestamp,
-        )
-        for o in engine.orders()
-    )  # fmt: skip
 
 
 def assert_engines_agree(
@@ -73,7 +55,7 @@ def assert_engines_agree(
             engine.check_invariants()
     assert engine.sequence == reference.sequence == len(commands), label
     assert engine.trade_count == reference.trade_count, label
-    assert engine_orders(engine) == reference.orders(), label
+    assert tuple(map(record_of, engine.orders())) == reference.orders(), label
     return engine
 
 
@@ -180,17 +162,19 @@ class StreamGenerator:
         )  # fmt: skip
 
     def _client_order_id(self, owner: str, symbol: str) -> str | None:
+        """None (60%), a bad id (1%), a repeat of this owner's (up to 9%), else a new one."""
         rng = self.rng
         roll = rng.random()
         if roll < 0.6:
             self.placed.append((self.sequence, owner, symbol))
             return None
-        if roll < 0.01 + 0.6:
+        if roll < 0.61:
             return rng.choice(("", "x" * 65))  # refused: not 1 to 64 characters
-        if roll < 0.1 + 0.6 and self.client_ids:
+        if roll < 0.7 and self.client_ids:
             owner_used, client_order_id, _ = rng.choice(self.client_ids)
             if owner_used == owner:
                 return client_order_id  # a repeat: the original order's id comes back
+        # Mostly new, but drawn at random so that an owner sometimes repeats one by chance.
         client_order_id = f"c{rng.randrange(10 * self.sequence + 10)}"
         self.placed.append((self.sequence, owner, symbol))
         self.client_ids.append((owner, client_order_id, symbol))
@@ -290,6 +274,39 @@ def test_invariants_hold_after_every_command_of_a_long_fixed_seed_stream() -> No
     )
     engine = assert_engines_agree(commands, "fixed seed 20000", check_invariants=True)
     assert engine.trade_count > 0
+
+
+def test_engines_agree_on_ill_typed_commands_and_non_commands() -> None:
+    """Commands are not checked when built, so wrong types reach `apply`; both engines must
+    refuse them with the same error class (BadRequest or InvalidOrder, by field)."""
+    resting = [
+        PlaceOrder("alice", 1, "BTC/USD", Side.SELL, OrderType.LIMIT, 5, 101, client_order_id="a"),
+        PlaceOrder("bob", 2, "BTC/USD", Side.BUY, OrderType.LIMIT, 5, 99),
+    ]
+    place: Any = resting[1]  # Any: the point is to build values the annotations forbid
+    cancel: Any = CancelOrder("alice", 3, 1)
+    bad: list[Any] = [
+        *(place._replace(owner=v) for v in (None, 7, b"bob")),
+        *(place._replace(timestamp=v) for v in (1.0, "2", True, None)),
+        *(place._replace(client_order_id=v) for v in (7, b"a")),
+        *(place._replace(symbol=v) for v in (None, 7)),
+        *(place._replace(side=v) for v in (0, "BUY", None)),
+        *(place._replace(type=v) for v in (0, None)),
+        *(place._replace(time_in_force=v) for v in (0, None)),
+        *(place._replace(post_only=v) for v in (0, 1, None)),
+        *(place._replace(amount=v) for v in (1.0, "5", True, None)),
+        *(place._replace(price=v) for v in (101.0, "101", True)),
+        place._replace(type=OrderType.MARKET, price=1.5),
+        *(cancel._replace(owner=v) for v in (None, 7)),
+        *(cancel._replace(order_id=v) for v in (1.0, "1", True)),
+        cancel._replace(order_id=None, client_order_id=7),
+        cancel._replace(order_id=None, client_order_id="a", symbol=7),
+        "not a command",
+        None,
+        (place, cancel),
+    ]
+    for command in bad:
+        assert_engines_agree([*resting, command], f"ill-typed {command!r}")
 
 
 # -- Hypothesis streams ------------------------------------------------------------------------

@@ -52,7 +52,7 @@ async def service(
 
 
 def run(coroutine: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coroutine, 30))  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(coroutine, 30))
 
 
 def dead_port() -> int:

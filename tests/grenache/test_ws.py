@@ -13,7 +13,7 @@ from peerbook.grenache.protocol import Json
 
 
 def run(coroutine: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coroutine, 30))  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(coroutine, 30))
 
 
 async def echo(key: str, payload: Json) -> Json:
