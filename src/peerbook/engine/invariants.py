@@ -27,9 +27,12 @@ def check(
             failure = _check_side(side, resting)
             if failure:
                 return f"{book.symbol} {side.side.name}: {failure}"
-        best_bid, best_ask = book.bids.best(), book.asks.best()
-        if best_bid is not None and best_ask is not None and best_bid.price >= best_ask.price:
-            return f"{book.symbol} is crossed: bid {best_bid.price} >= ask {best_ask.price}"
+        # Read the best prices from the levels, not BookSide.best(), which pops stale heap
+        # keys: checking must not change the state it checks.
+        if book.bids.levels and book.asks.levels:
+            best_bid, best_ask = max(book.bids.levels), min(book.asks.levels)
+            if best_bid >= best_ask:
+                return f"{book.symbol} is crossed: bid {best_bid} >= ask {best_ask}"
     filled: dict[tuple[str, Side], int] = {}
     for order_id, order in orders.items():
         failure = _check_order(order_id, order, resting)
