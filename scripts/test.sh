@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The real Node.js Grenache packages for the interop tests, from the npm registry alone.
+if command -v npm >/dev/null; then
+  (cd interop/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "== ruff check"; python3 -m ruff check .
 echo "== ruff format --check"; python3 -m ruff format --check .
 echo "== mypy --strict"; python3 -m mypy --strict

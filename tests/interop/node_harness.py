@@ -214,7 +214,8 @@ def run_node_script(
             env=_environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=timeout,
             check=False,
         )
@@ -251,7 +252,8 @@ class NodeProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
         )
         self._lines: list[JsonLine] = []
         self._queue: queue.Queue[JsonLine | None] = queue.Queue()
@@ -325,13 +327,18 @@ class NodeProcess:
                 continue
             if line is None:
                 self._queue.put(None)  # keep signalling end-of-output to later waits
-                self._popen.wait(timeout=5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._popen.wait(timeout=5)
                 raise self.error("exited before printing the expected line")
             if predicate(line):
                 return line
 
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """Terminate this process (by PID), wait, kill if needed; return its exit code."""
+    def stop(self, timeout: float = 5.0, *, grace: float = 0.0) -> int | None:
+        """Stop this process by PID: give it ``grace`` seconds to exit by itself, then
+        terminate, wait ``timeout`` seconds, kill if needed; return its exit code."""
+        if grace > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=grace)
         if self._popen.poll() is None:
             self._popen.terminate()
             try:
@@ -358,10 +365,8 @@ class NodeProcess:
         self.stop()
 
 
-def _is_ready(line: JsonLine) -> bool:
-    if "fatal" in line or "error" in line:
-        raise NodeHarnessError("script reported a failure before it was ready", lines=[line])
-    return line.get("ready") is True
+def _ready_or_failed(line: JsonLine) -> bool:
+    return line.get("ready") is True or "fatal" in line or "error" in line
 
 
 def start_node_script(name: str, *args: str, ready_timeout: float = 20.0) -> NodeProcess:
@@ -369,16 +374,19 @@ def start_node_script(name: str, *args: str, ready_timeout: float = 20.0) -> Nod
     its ``{"ready": true, ...}`` line, which is then available as ``.ready``.
 
     Use the result as a context manager (or call ``.stop()``): it is stopped by PID.
+    Raises :class:`NodeHarnessError` if the script reports a failure, exits, or is not
+    ready within ``ready_timeout`` seconds (it is stopped first).
     """
     process = NodeProcess(name, args)
     try:
-        process.ready = process.wait_for(_is_ready, ready_timeout)
-    except NodeHarnessError as exc:
-        process.stop()
-        raise process.error(f"not ready: {exc}") from exc
+        line = process.wait_for(_ready_or_failed, ready_timeout)
     except BaseException:
         process.stop()
         raise
+    if line.get("ready") is not True:
+        process.stop(grace=5.0)  # it exits by itself after reporting a failure
+        raise process.error("reported a failure before it was ready")
+    process.ready = line
     return process
 
 
