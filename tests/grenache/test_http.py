@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peerbook.errors import (
     ConnectFailedError,
+    GrapeError,
     LookupEmptyError,
     RequestTimeoutError,
     RpcError,
@@ -18,6 +20,7 @@ from peerbook.errors import (
 )
 from peerbook.grenache import EmbeddedGrape, Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
+from peerbook.grenache.signing import public_key_hex
 
 
 async def echo(key: str, payload: Json) -> Json:
@@ -203,6 +206,26 @@ def test_start_announcing_keeps_the_service_visible() -> None:
             await link.start_announcing("svc", 5001)
             await asyncio.sleep(0.3)
             assert await link.lookup("svc", fresh=True) == ["127.0.0.1:5001"]
+            await link.close()
+
+    run(scenario())
+
+
+def test_link_mutable_put_and_get_against_embedded_grape() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            key = Ed25519PrivateKey.generate()
+            target = await link.put_mutable(key, "first", 1, salt="peerbook")
+            item = await link.get_mutable(public_key_hex(key), salt="peerbook")
+            assert item is not None and (item.value, item.seq) == ("first", 1)
+            assert await link.put_mutable(key, "second", 2, salt="peerbook", cas=1) == target
+            with pytest.raises(GrapeError) as stale:
+                await link.put_mutable(key, "old", 1, salt="peerbook")
+            assert stale.value.status == 302
+            item = await link.get_mutable(public_key_hex(key), salt="peerbook")
+            assert item is not None and item.value == "second"
+            assert await link.get_mutable(public_key_hex(key), salt="other") is None
             await link.close()
 
     run(scenario())

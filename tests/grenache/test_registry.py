@@ -4,8 +4,10 @@ import json
 import random
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peerbook.grenache.registry import GrapeState
+from peerbook.grenache.signing import public_key_hex, sign_item, signable, target_of
 
 IP = "127.0.0.1"
 
@@ -26,6 +28,7 @@ def call(state: GrapeState, verb: str, data: object, now_ms: int = 0) -> tuple[i
         ("lookup", "", "ERR_GRAPE_LOOKUP"),
         ("put", {"v": "x" * 1000}, "v must be less than 1000 bytes in put()"),
         ("put", {"v": "x", "k": "ab" * 32, "seq": 1, "sig": "00" * 64}, "All queries failed"),
+        ("put", {"v": "x", "k": "zz", "seq": 1, "sig": "00"}, "All queries failed"),
         ("unknown", None, "ERR_REQ_NOTFOUND"),
     ],
 )
@@ -74,3 +77,40 @@ def test_put_then_get_immutable_value() -> None:
     assert isinstance(item, dict) and item["v"] == "hello world" and item["token"] is None
     assert call(state, "get", "00" * 20) == (200, None)
     assert call(state, "get", {"hash": target}) == (200, item)
+
+
+def signed_put(
+    key: Ed25519PrivateKey, value: str, seq: int, salt: str | None = None
+) -> dict[str, object]:
+    item = sign_item(key, value, seq, salt)
+    data: dict[str, object] = {"v": value, "seq": seq, "k": item.public_key, "sig": item.signature}
+    if salt is not None:
+        data["salt"] = salt
+    return data
+
+
+def test_signable_bytes_match_bep44_fragment() -> None:
+    # The fragment captured in the research note, section 3.4.
+    assert signable("mutable hello", 1, "mysalt") == b"4:salt6:mysalt3:seqi1e1:v13:mutable hello"
+
+
+def test_mutable_put_then_get_with_salt() -> None:
+    state, key = GrapeState(), Ed25519PrivateKey.generate()
+    status, target = call(state, "put", signed_put(key, "v1", 1, "s"))
+    assert status == 200 and target == target_of(public_key_hex(key), "s")
+    _, item = call(state, "get", {"hash": target, "salt": "s"})
+    assert isinstance(item, dict)
+    assert (item["v"], item["seq"], item["salt"], item["k"]) == ("v1", 1, "s", public_key_hex(key))
+
+
+def test_mutable_put_refuses_stale_seq_bad_cas_and_bad_signature() -> None:
+    state, key = GrapeState(), Ed25519PrivateKey.generate()
+    call(state, "put", signed_put(key, "v2", 2))
+    assert call(state, "put", signed_put(key, "again", 2)) == (
+        302,
+        "302 sequence number less than current",
+    )
+    assert call(state, "put", {**signed_put(key, "v3", 3), "cas": 1}) == (301, "301 CAS mismatch")
+    forged = {**signed_put(key, "v4", 4), "v": "tampered"}
+    assert call(state, "put", forged) == (200, "All queries failed")
+    assert call(state, "put", {**signed_put(key, "v3", 3), "cas": 2})[0] == 200

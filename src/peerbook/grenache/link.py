@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peerbook.errors import GrenacheError
-from peerbook.grenache import protocol
+from peerbook.grenache import protocol, signing
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.transport import new_session, post
 
@@ -131,6 +132,55 @@ class Link:
         if not isinstance(value, str) or protocol.immutable_key(value) != target:
             raise GrenacheError(f"grape returned a value that does not hash to {target}")
         return value
+
+    async def put_mutable(
+        self,
+        private_key: Ed25519PrivateKey,
+        value: str,
+        seq: int,
+        *,
+        salt: str | None = None,
+        cas: int | None = None,
+    ) -> str:
+        """Store ``value`` signed with ``private_key`` at version ``seq`` (above the stored
+        one) under ``salt``; returns the 40-hex target. With ``cas``, only if the stored seq
+        is ``cas``. CLI-started Node grapes refuse mutable puts (``All queries failed``).
+
+        Raises:
+            GrapeError: refused; ``status`` 302 for a stale seq, 301 for a CAS mismatch.
+        """
+        item = signing.sign_item(private_key, value, seq, salt)
+        data: dict[str, Json] = {
+            "v": value,
+            "seq": seq,
+            "k": item.public_key,
+            "sig": item.signature,
+        }
+        if salt is not None:
+            data["salt"] = salt
+        if cas is not None:
+            data["cas"] = cas
+        status, body = await self._call("put", data)
+        target = protocol.interpret_grape_reply("put", status, body)
+        expected = signing.target_of(item.public_key, salt)
+        if target != expected:
+            raise GrenacheError(f"grape stored the item under {target!r:.60}, not {expected}")
+        return expected
+
+    async def get_mutable(
+        self, public_key: str, salt: str | None = None
+    ) -> signing.MutableItem | None:
+        """The item of ``public_key`` (64 hex) and ``salt``, its signature checked, or None."""
+        target = signing.target_of(public_key, salt)
+        query: Json = {"hash": target, "salt": salt} if salt is not None else target
+        status, body = await self._call("get", query)
+        reply = protocol.interpret_grape_reply("get", status, body)
+        if reply is None:
+            return None
+        item = signing.item_from_json(reply)
+        if item is None or item.public_key != public_key or not signing.verify_item(item):
+            raise GrenacheError(f"grape returned an item for {target} that does not verify")
+        return item
 
     async def start_announcing(self, name: str, port: int) -> None:
         """Announce now (raising if that fails), then keep re-announcing in the background

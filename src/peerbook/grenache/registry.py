@@ -9,6 +9,12 @@ Theory of operation, expiry: records behave like bittorrent-dht's record cache w
 ``ceil(2/3 * maxAge)`` = 80 s; an announce puts the record in the current tick's bucket; a
 lookup sees the current and the previous bucket. So a record is visible for 80 to 160 s after
 its last announce, as on a real grape. Time enters as ``now_ms`` arguments, never read here.
+
+Mutable (signed) puts are verified and stored as a grape created with an Ed25519 verify
+function does (a CLI-started grape has none and refuses them): a bad signature answers
+``All queries failed``, a ``seq`` not above the stored one ``302 sequence number less than
+current`` with HTTP status 302, a ``cas`` other than the stored ``seq`` ``301 CAS mismatch``
+with status 301.
 """
 
 import hashlib
@@ -18,6 +24,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from peerbook.grenache.protocol import Json, immutable_key
+from peerbook.grenache.signing import MutableItem, item_from_json, target_of, verify_item
 
 __all__ = ["GrapeAnswer", "GrapeState"]
 
@@ -65,7 +72,7 @@ class GrapeState:
         self._previous: dict[str, dict[str, None]] = {}
         self._own_port = own_port
         self._rng = rng or random.Random()
-        self._values: OrderedDict[str, str] = OrderedDict()
+        self._values: OrderedDict[str, str | MutableItem] = OrderedDict()
         self._values_max = values_max
         seed = str(self._rng.random()).encode()
         self.node_id = hashlib.sha1(seed, usedforsecurity=False).hexdigest()
@@ -126,14 +133,28 @@ class GrapeState:
     def _put(self, data: Json) -> GrapeAnswer:
         if not isinstance(data, dict) or not isinstance(data.get("v"), str):
             return _error("v must be a string in put()")
-        if "k" in data or "sig" in data:
-            # A CLI grape 1.0.0 has no Ed25519 verifier: every storing node refuses mutable
-            # items and the reply is this (research note section 3.4). We answer the same.
-            return _error("All queries failed")
         value: str = data["v"]
         if len(value.encode()) >= _VALUE_BYTES_MAX:
             return _error(f"v must be less than {_VALUE_BYTES_MAX} bytes in put()")
-        target = immutable_key(value)
+        if "k" in data or "sig" in data:
+            return self._put_mutable(data)
+        return self._store(immutable_key(value), value)
+
+    def _put_mutable(self, data: dict[str, Json]) -> GrapeAnswer:
+        item = item_from_json(data)
+        if item is None or not verify_item(item):
+            return _error("All queries failed")  # every storing node refuses the item
+        target = target_of(item.public_key, item.salt)
+        stored = self._values.get(target)
+        if isinstance(stored, MutableItem):
+            cas = data.get("cas")
+            if cas is not None and cas != stored.seq:
+                return GrapeAnswer(301, _json("301 CAS mismatch"))
+            if item.seq <= stored.seq:
+                return GrapeAnswer(302, _json("302 sequence number less than current"))
+        return self._store(target, item)
+
+    def _store(self, target: str, value: str | MutableItem) -> GrapeAnswer:
         self._values[target] = value
         self._values.move_to_end(target)
         while len(self._values) > self._values_max:
@@ -146,4 +167,11 @@ class GrapeState:
             return GrapeAnswer(200, b"")
         value = self._values[target]
         self._values.move_to_end(target)
-        return GrapeAnswer(200, _json({"id": self.node_id, "token": None, "v": value}))
+        reply: dict[str, Json] = {"id": self.node_id, "token": None}
+        if isinstance(value, MutableItem):
+            reply.update(k=value.public_key, sig=value.signature, seq=value.seq, v=value.value)
+            if value.salt is not None:
+                reply["salt"] = value.salt
+        else:
+            reply["v"] = value
+        return GrapeAnswer(200, _json(reply))
