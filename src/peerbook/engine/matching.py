@@ -16,6 +16,7 @@ from peerbook.engine.types import OrderState
 
 __all__ = ["match"]
 
+_new = tuple.__new__  # builds the named tuple without its __new__ frame; see engine.py
 _FILLED = OrderState.FILLED
 _PARTIALLY_FILLED = OrderState.PARTIALLY_FILLED
 
@@ -71,9 +72,10 @@ def match(
             maker.cost += price * quantity
             maker.last_trade_timestamp = timestamp
             trades.append(
-                TradeExecuted(
-                    sequence, trade_id, symbol, price, quantity, taker_side,
-                    taker_id, maker.order_id, remaining, maker_remaining, timestamp,
+                _new(
+                    TradeExecuted,
+                    (sequence, trade_id, symbol, price, quantity, taker_side,
+                     taker_id, maker.order_id, remaining, maker_remaining, timestamp),
                 )
             )  # fmt: skip
             trade_id += 1
