@@ -1,7 +1,6 @@
 """Python grape, Link, RPC server and client over real loopback sockets, with faults."""
 
 import asyncio
-import gzip
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -161,8 +160,7 @@ def test_malformed_and_oversized_requests_are_answered_and_server_keeps_serving(
                 for body, headers, status in cases:
                     async with session.put(url, data=body, headers=headers) as response:
                         assert response.status == status
-                        raw = await response.read()
-                        text = (gzip.decompress(raw) if headers else raw).decode()
+                        text = (await response.read()).decode()  # errors are never gzipped
                         assert text.startswith("[null,") and "ERR_" in text
                 assert await client.request("svc", "still here") == {
                     "echo": "still here",

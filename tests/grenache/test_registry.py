@@ -21,6 +21,9 @@ def call(state: GrapeState, verb: str, data: object, now_ms: int = 0) -> tuple[i
     ("verb", "data", "answer"),
     [
         ("announce", "svc", "ERR_GRAPE_ANNOUNCE"),
+        ("announce", ["svc"], "ERR_GRAPE_SERVICE_PORT"),
+        ("get", 5, "ERR_GRAPE_GENERIC"),
+        ("put", {"v": "é" * 501}, "All queries failed"),
         ("announce", ["svc", "5001"], "ERR_GRAPE_SERVICE_PORT"),
         ("announce", ["svc", 5001.5], "ERR_GRAPE_SERVICE_PORT"),
         ("announce", ["svc", 70000], "All queries failed"),

@@ -70,7 +70,11 @@ class RpcServer:
     async def _serve(self, request: web.Request) -> web.Response:
         compressed = protocol.wants_gzip(request.headers.get("grc-compress"))
         status, body = await self._answer(request, compressed)
-        return web.Response(status=status, body=protocol.pack_body(body, compressed))
+        # Only a 200 reply is gzipped: Node clients decompress nothing else, and must be able
+        # to read why their request was refused.
+        return web.Response(
+            status=status, body=protocol.pack_body(body, compressed and status == 200)
+        )
 
     async def _answer(self, request: web.Request, compressed: bool) -> tuple[int, bytes]:
         limit = self._body_bytes_max

@@ -108,13 +108,17 @@ class GrapeState:
             self._next_tick_ms += self._tick_ms
 
     def _announce(self, data: Json, source_ip: str) -> GrapeAnswer:
-        if not isinstance(data, list) or len(data) < 2 or not isinstance(data[0], str):
+        # The grape checks that data is an array, then that data[1] is an integer.
+        if not isinstance(data, list):
             return _error("ERR_GRAPE_ANNOUNCE")
-        name, port = data[0], data[1]
+        port = data[1] if len(data) > 1 else None
         if isinstance(port, float) and port.is_integer():
             port = int(port)
         if type(port) is not int:
             return _error("ERR_GRAPE_SERVICE_PORT")
+        name = data[0]
+        if not isinstance(name, str):
+            return _error("ERR_GRAPE_ANNOUNCE")  # a Node grape fails with a JavaScript error
         if port == 0:
             port = self._own_port
         if not 0 < port < 65536:
@@ -131,11 +135,17 @@ class GrapeState:
         return GrapeAnswer(200, _json(peers[:_LOOKUP_MAX]))
 
     def _put(self, data: Json) -> GrapeAnswer:
+        if isinstance(data, str):
+            data = {"v": data}  # bittorrent-dht's put() takes a bare string as the value
         if not isinstance(data, dict) or not isinstance(data.get("v"), str):
             return _error("v must be a string in put()")
         value: str = data["v"]
-        if len(value.encode()) >= _VALUE_BYTES_MAX:
+        # The grape counts JavaScript string length (UTF-16 code units); the storing DHT
+        # nodes then refuse values over 1000 bytes, so the grape answers "All queries failed".
+        if len(value.encode("utf-16-le")) // 2 >= _VALUE_BYTES_MAX:
             return _error(f"v must be less than {_VALUE_BYTES_MAX} bytes in put()")
+        if len(value.encode()) > _VALUE_BYTES_MAX:
+            return _error("All queries failed")
         if "k" in data or "sig" in data:
             return self._put_mutable(data)
         return self._store(immutable_key(value), value)
@@ -162,6 +172,8 @@ class GrapeState:
         return GrapeAnswer(200, _json(target))
 
     def _get(self, data: Json) -> GrapeAnswer:
+        if not isinstance(data, str | dict):
+            return _error("ERR_GRAPE_GENERIC")
         target = data.get("hash") if isinstance(data, dict) else data
         if not isinstance(target, str) or target not in self._values:
             return GrapeAnswer(200, b"")
