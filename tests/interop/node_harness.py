@@ -476,3 +476,8 @@ def node_grapes(count: int = 2, *, start_timeout: float = 20.0) -> Iterator[list
     finally:
         for grape in grapes:
             grape.stop()
+
+
+def unique(prefix: str) -> str:
+    """A service or value name no other test uses (grapes outlive a test's records)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

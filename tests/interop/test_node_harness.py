@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.interop.node_harness import (
     NodeHarnessError,
-    ensure_node_modules,
-    node_binary,
-    node_grapes,
     run_node_script,
     start_node_script,
-    unavailable_reason,
+    unique,
 )
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture(scope="module")
-def grapes() -> Iterator[list[str]]:
-    if node_binary() is None or not ensure_node_modules():
-        pytest.skip(unavailable_reason())
-    with node_grapes(2) as urls:
-        yield urls
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def test_link_announce_lookup_put_get_across_two_grapes(grapes: list[str]) -> None:

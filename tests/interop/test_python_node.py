@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableSequence
+from collections.abc import Awaitable, Callable, Coroutine, MutableSequence
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -48,13 +47,10 @@ from peerbook.grenache.protocol import Json, immutable_key
 from tests.interop.node_harness import (
     JsonLine,
     NodeProcess,
-    ensure_node_modules,
     free_port,
-    node_binary,
-    node_grapes,
     run_node_script,
     start_node_script,
-    unavailable_reason,
+    unique,
 )
 
 pytestmark = pytest.mark.interop
@@ -65,19 +61,6 @@ LOCAL = "127.0.0.1"
 
 
 # ------------------------------------------------------------------ fixtures and helpers
-
-
-@pytest.fixture(scope="module")
-def grapes() -> Iterator[list[str]]:
-    """Two real Node grapes (``--dpa 120000``), bootstrapped to each other."""
-    if node_binary() is None or not ensure_node_modules():
-        pytest.skip(unavailable_reason())
-    with node_grapes(2) as urls:
-        yield urls
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def run(main: Coroutine[Any, Any, T], timeout: float) -> T:
