@@ -1,0 +1,112 @@
+"""Batching client commands into log entries, and handing each caller its own outcome.
+
+Committing one entry costs a consensus round whatever it holds, so throughput comes from
+putting many commands in one entry: `Batcher.submit` queues a command, and a batch is proposed
+as soon as `batch_max` commands wait or `linger_s` (a millisecond or two) has passed since
+the first of them. The timestamp of every command is set here, when its entry is proposed
+(the log decides time, not the engine), never decreasing from one batch to the next.
+
+The proposer is a port (`Propose`): the Raft adapter in production, an in-memory log in tests.
+It commits the entry, applies it on this peer, and returns the outcomes of its commands in
+order; if it raises, every command of the batch gets that exception, because none of them is
+known to have been applied (the caller decides whether to report "not available" or
+"unknown outcome, retry with the same clientOrderId").
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from peerbook.replication.entries import encode_entry
+from peerbook.replication.state_machine import Outcome
+
+__all__ = ["Batcher", "Propose"]
+
+Propose = Callable[[str], Awaitable[list[Outcome]]]
+"""Commit an entry (its text) and return the outcomes of its commands once applied here."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Batcher:
+    """Groups submitted commands into entries proposed by ``propose``.
+
+    Args:
+        proposer: this peer's id, recorded in each entry.
+        propose: commits an entry and returns its outcomes (see `Propose`).
+        linger_s: the longest a command waits for others before its batch is proposed.
+        batch_max: the most commands in one entry.
+        clock_ms: wall-clock milliseconds, for command timestamps (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        proposer: str,
+        propose: Propose,
+        *,
+        linger_s: float = 0.001,
+        batch_max: int = 512,
+        clock_ms: Callable[[], int] = _wall_clock_ms,
+    ) -> None:
+        self._proposer = proposer
+        self._propose = propose
+        self._linger_s = linger_s
+        self._batch_max = batch_max
+        self._clock_ms = clock_ms
+        self._last_timestamp = 0
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[Outcome]]] = []
+        self._flusher: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def submit(self, op: str, owner: str, args: list[Any]) -> Outcome:
+        """Queue one command (section 7 ``op``, ``owner``, ``args``) and wait for its outcome.
+
+        Raises:
+            Whatever the proposer raised for the command's batch.
+        """
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append(({"op": op, "owner": owner, "args": args}, future))
+        if len(self._waiting) >= self._batch_max:
+            self._flush()
+        elif self._flusher is None:
+            self._flusher = asyncio.get_running_loop().call_later(self._linger_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        batch, self._waiting = self._waiting, []
+        if batch:
+            timestamp = self._last_timestamp = max(self._last_timestamp, self._clock_ms())
+            commands = [{**command, "timestamp": timestamp} for command, _ in batch]
+            commit = self._commit(commands, [f for _, f in batch])
+            task = asyncio.create_task(commit)
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _commit(
+        self, commands: list[dict[str, Any]], futures: list[asyncio.Future[Outcome]]
+    ) -> None:
+        try:
+            outcomes = await self._propose(encode_entry(self._proposer, commands))
+            if len(outcomes) != len(futures):
+                raise RuntimeError(
+                    f"entry of {len(futures)} commands applied with {len(outcomes)} outcomes"
+                )
+        except Exception as exc:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, outcome in zip(futures, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    async def close(self) -> None:
+        """Propose what is waiting and wait for every batch in flight."""
+        self._flush()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)

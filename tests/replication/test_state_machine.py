@@ -1,0 +1,210 @@
+"""Entries, the state machine and the batcher, with an in-memory log standing in for Raft."""
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from peerbook.engine import Engine, OrderAccepted, TradeExecuted
+from peerbook.errors import SnapshotError
+from peerbook.replay import replay
+from peerbook.replication import Batcher, OrderStateMachine, Outcome, decode_entry, encode_entry
+
+
+def random_commands(seed: int, count: int) -> list[dict[str, Any]]:
+    """Section 7 commands: crossing limit and market orders, cancels, some bad ones."""
+    rng = random.Random(seed)
+    commands: list[dict[str, Any]] = []
+    for index in range(count):
+        owner = rng.choice(["p1", "p2", "p3"])
+        roll = rng.random()
+        if roll < 0.2 and index:
+            args: list[Any] = [str(rng.randint(1, index))]
+            op = "cancelOrder"
+        else:
+            op = "createOrder"
+            price = f"{rng.randint(29_990, 30_010)}.{rng.randint(0, 9)}"
+            amount = f"0.{rng.randint(0, 20):04d}"
+            kind = "market" if roll > 0.95 else "limit"
+            args = [
+                "BTC/USD",
+                kind,
+                rng.choice(["buy", "sell"]),
+                amount,
+                None if kind == "market" else price,
+            ]
+            if rng.random() < 0.3:
+                args.append({"clientOrderId": f"c{rng.randint(0, count // 2)}"})
+        commands.append(
+            {"op": op, "owner": owner, "timestamp": 1_764_000_000_000 + index, "args": args}
+        )
+    return commands
+
+
+def entries_of(commands: list[dict[str, Any]], size: int) -> list[str]:
+    return [encode_entry("p1", commands[i : i + size]) for i in range(0, len(commands), size)]
+
+
+def replay_digest(commands: list[dict[str, Any]]) -> tuple[int, str]:
+    lines: list[str] = []
+    replay((json.dumps(c) for c in commands), Engine().markets.values(), lines.append)
+    last = json.loads(lines[-1])
+    return last["applied"], last["digest"]
+
+
+def test_entry_round_trip_is_canonical() -> None:
+    commands = random_commands(1, 5)
+    text = encode_entry("p2", commands)
+    entry = decode_entry(text)
+    assert entry is not None and entry.proposer == "p2" and list(entry.commands) == commands
+    assert encode_entry("p2", list(entry.commands)) == text
+
+
+@given(st.text(max_size=200) | st.from_regex(r'\{"v":1,.*\}', fullmatch=True))
+def test_decoding_any_text_never_raises(text: str) -> None:
+    decode_entry(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "[]", '{"v":2,"proposer":"p","commands":[]}', '{"v":1,"proposer":5,"commands":[]}',
+     '{"v":1,"proposer":"p","commands":[1]}', '{"v":1,"proposer":"p","commands":[],"x":1}'],
+)  # fmt: skip
+def test_invalid_entries_are_rejected_and_change_nothing(text: str) -> None:
+    machine = OrderStateMachine(Engine())
+    digest = machine.engine.digest()
+    assert machine.apply(1, text) == []
+    assert (machine.rejected_entries, machine.applied_index, machine.engine.digest()) == (
+        1,
+        1,
+        digest,
+    )
+
+
+def test_applying_entries_equals_replaying_their_commands() -> None:
+    commands = random_commands(7, 2000)
+    machine = OrderStateMachine(Engine())
+    for index, text in enumerate(entries_of(commands, 37), start=1):
+        machine.apply(index, text)
+    assert (machine.engine.sequence, machine.engine.digest()) == replay_digest(commands)
+
+
+def test_entries_are_applied_exactly_once() -> None:
+    texts = entries_of(random_commands(3, 300), 10)
+    once, twice = OrderStateMachine(Engine()), OrderStateMachine(Engine())
+    for index, text in enumerate(texts, start=1):
+        once.apply(index, text)
+        twice.apply(index, text)
+        assert twice.apply(index, text) == []  # a replayed entry
+        assert twice.apply(max(1, index - 3), texts[max(0, index - 4)]) == []
+    assert twice.engine.digest() == once.engine.digest()
+
+
+def test_a_bad_command_is_refused_alone_without_a_sequence() -> None:
+    good = [
+        {"op": "createOrder", "owner": "p1", "timestamp": 1, "args": order_args(index)}
+        for index in range(2)
+    ]
+    bad = {
+        "op": "createOrder",
+        "owner": "p1",
+        "timestamp": 1,
+        "args": ["BTC/USD", "limit", "buy", "1", "30000.05"],
+    }
+    machine = OrderStateMachine(Engine())
+    outcomes = machine.apply(1, encode_entry("p1", [good[0], bad, good[1]]))
+    assert [o.error for o in outcomes] == [
+        None,
+        "InvalidOrder: price 30000.05 is not a multiple of tick 0.1",
+        None,
+    ]
+    assert machine.engine.sequence == 2
+
+
+def test_snapshot_then_rest_of_log_gives_same_state() -> None:
+    texts = entries_of(random_commands(11, 1500), 25)
+    whole = OrderStateMachine(Engine())
+    for index, text in enumerate(texts, start=1):
+        whole.apply(index, text)
+    first = OrderStateMachine(Engine())
+    for index, text in enumerate(texts[:30], start=1):
+        first.apply(index, text)
+    restored = OrderStateMachine.restored(first.snapshot())
+    assert restored.applied_index == 30
+    for index, text in enumerate(texts, start=1):
+        restored.apply(index, text)  # entries up to 30 are skipped
+    assert restored.snapshot() == whole.snapshot()
+    with pytest.raises(SnapshotError):
+        OrderStateMachine.restored(b'{"format": "something else"}')
+
+
+class MemoryLog:
+    """An ordered log on one machine: appends entries and applies them to a state machine,
+    standing in for the Raft adapter (which also commits them on a majority of peers)."""
+
+    def __init__(self, machine: OrderStateMachine) -> None:
+        self.machine = machine
+        self.entries: list[str] = []
+
+    async def propose(self, text: str) -> list[Outcome]:
+        await asyncio.sleep(0)
+        self.entries.append(text)
+        return self.machine.apply(len(self.entries), text)
+
+
+def order_args(index: int) -> list[Any]:
+    side = "buy" if index % 2 else "sell"
+    return ["BTC/USD", "limit", side, "0.001", "30000", {"clientOrderId": f"o{index}"}]
+
+
+def test_batcher_groups_concurrent_commands_and_answers_each_caller() -> None:
+    async def scenario() -> None:
+        log = MemoryLog(OrderStateMachine(Engine()))
+        clock = iter(range(1000, 2000, 7))
+        batcher = Batcher(
+            "p1", log.propose, linger_s=0.01, batch_max=64, clock_ms=lambda: next(clock)
+        )
+        outcomes = await asyncio.gather(
+            *(batcher.submit("createOrder", "p1", order_args(i)) for i in range(200))
+        )
+        await batcher.close()
+        assert len(log.entries) == 4  # 64 + 64 + 64 + 8
+        for index, outcome in enumerate(outcomes):
+            accepted = outcome.events[0]
+            assert isinstance(accepted, OrderAccepted) and accepted.client_order_id == f"o{index}"
+        assert sum(isinstance(e, TradeExecuted) for o in outcomes for e in o.events) == 100
+        stamps = [c["timestamp"] for text in log.entries for c in json.loads(text)["commands"]]
+        assert stamps == sorted(stamps)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_batcher_proposes_a_lone_command_after_linger() -> None:
+    async def scenario() -> None:
+        log = MemoryLog(OrderStateMachine(Engine()))
+        batcher = Batcher("p1", log.propose, linger_s=0.002)
+        outcome = await asyncio.wait_for(batcher.submit("createOrder", "p1", order_args(1)), 1)
+        assert outcome.error is None and len(log.entries) == 1
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_proposal_failure_reaches_every_caller_of_the_batch() -> None:
+    async def failing(text: str) -> list[Outcome]:
+        raise TimeoutError("no quorum")
+
+    async def scenario() -> None:
+        batcher = Batcher("p1", failing, linger_s=0.001)
+        results = await asyncio.gather(
+            *(batcher.submit("createOrder", "p1", order_args(i)) for i in range(5)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, TimeoutError) for r in results)
+        await batcher.close()
+
+    asyncio.run(scenario())
