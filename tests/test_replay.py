@@ -61,7 +61,7 @@ def test_malformed_lines_give_error_lines_and_replay_continues() -> None:
     assert trades == [
         {
             "id": "1", "order": "2", "timestamp": 3, "datetime": "1970-01-01T00:00:00.003Z",
-            "symbol": "BTC/USD", "type": None, "side": "buy", "takerOrMaker": "taker",
+            "symbol": "BTC/USD", "side": "buy", "takerOrMaker": "taker",
             "price": "30000", "amount": "0.4", "cost": "12000", "fee": None,
             "makerOrder": "1", "takerOrder": "2",
         }
@@ -134,3 +134,21 @@ def test_unreadable_input_exits_with_status_2(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "missing.jsonl" in result.stderr
+
+
+def test_trade_and_order_structures_have_exactly_the_contract_fields() -> None:
+    lines = run_replay(str(EXAMPLE))
+    trade_fields = {"id", "order", "timestamp", "datetime", "symbol", "side", "takerOrMaker",
+                    "price", "amount", "cost", "fee"}  # fmt: skip
+    order_fields = {"id", "clientOrderId", "timestamp", "datetime", "lastTradeTimestamp",
+                    "status", "symbol", "type", "timeInForce", "postOnly", "side", "price",
+                    "average", "amount", "filled", "remaining", "cost", "trades", "fee", "info"}  # fmt: skip
+    for line in lines:
+        if "trade" in line:
+            assert set(line["trade"]) == trade_fields | {"makerOrder", "takerOrder"}  # type: ignore[arg-type]
+        if "order" in line:
+            order = line["order"]
+            assert isinstance(order, dict) and set(order) == order_fields
+            assert set(order["info"]) == {"peer", "sequence", "state"}
+            assert all(set(t) == trade_fields for t in order["trades"])
+            assert order["fee"] is None and isinstance(order["timestamp"], int)

@@ -87,7 +87,6 @@ def trade_view(
         "timestamp": trade.timestamp,
         "datetime": format_datetime(trade.timestamp),
         "symbol": trade.symbol,
-        "type": None,
         "side": side.name.lower(),
         "takerOrMaker": "taker" if taker else "maker",
         "price": market.format_price(trade.price),
