@@ -145,7 +145,11 @@ def test_trade_and_order_structures_have_exactly_the_contract_fields() -> None:
                     "average", "amount", "filled", "remaining", "cost", "trades", "fee", "info"}  # fmt: skip
     for line in lines:
         if "trade" in line:
-            assert set(line["trade"]) == trade_fields | {"makerOrder", "takerOrder"}  # type: ignore[arg-type]
+            trade = line["trade"]
+            assert isinstance(trade, dict) and set(trade) == trade_fields | {
+                "makerOrder",
+                "takerOrder",
+            }
         if "order" in line:
             order = line["order"]
             assert isinstance(order, dict) and set(order) == order_fields
