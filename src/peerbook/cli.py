@@ -7,6 +7,7 @@ replication and node layers.
 
 import argparse
 import asyncio
+import io
 import json
 import signal
 import sys
@@ -71,8 +72,9 @@ def _replay(args: argparse.Namespace) -> int:
 
     try:
         if args.input == "-":
-            stream = sys.stdin
-            replay(stream, markets, emit)
+            # Bad bytes become one error line each rather than failing the whole replay.
+            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+            replay(stdin, markets, emit)
         else:
             with open(args.input, encoding="utf-8", errors="surrogateescape") as stream:
                 replay(stream, markets, emit)

@@ -32,7 +32,14 @@ LINE_BYTES_MAX = 64 * 1024
 
 
 def _dump(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    """One output line: UTF-8 text as is, unless a string holds a lone surrogate (JSON input
+    can carry one), in which case the line is written with ASCII escapes."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(document, separators=(",", ":"))
+    return text
 
 
 def replay(lines: Iterable[str], markets: Iterable[Market], emit: Callable[[str], None]) -> Engine:
@@ -60,16 +67,24 @@ def _apply_line(
     fills: dict[int, list[TradeExecuted]],
     emit: Callable[[str], None],
 ) -> str | None:
-    """Apply one input line; the error string to report for it, or None."""
-    size = len(line.encode())
+    """Apply one input line; the error string to report for it, or None.
+
+    Input is read with ``surrogateescape``, so bytes that are not UTF-8 arrive as lone
+    surrogates and are reported here, line by line, instead of failing the whole replay.
+    """
+    try:
+        size = len(line.encode())
+    except UnicodeEncodeError:
+        return "BadRequest: line is not valid UTF-8"
     if size > LINE_BYTES_MAX:
         return f"BadRequest: line of {size} bytes exceeds the limit of {LINE_BYTES_MAX}"
     if not line.strip():
         return None
     try:
         entry = json.loads(line)
-    except ValueError as exc:
-        return f"BadRequest: line is not valid JSON ({exc})"
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return f"BadRequest: line is not valid JSON ({reason})"
     command = decode_entry(entry, engine.markets)
     if isinstance(command, RequestError):
         return str(command)

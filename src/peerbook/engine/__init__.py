@@ -5,7 +5,7 @@ into its other modules except `peerbook.engine.snapshot` and `peerbook.engine.ma
 """
 
 from peerbook.engine.commands import CancelOrder, Command, PlaceOrder
-from peerbook.engine.engine import CLIENT_ORDER_ID_MAX, Engine
+from peerbook.engine.engine import CLIENT_ORDER_ID_MAX, QUANTITY_MAX, TIMESTAMP_MAX, Engine
 from peerbook.engine.events import (
     DuplicateOrderIgnored,
     Event,
@@ -23,6 +23,8 @@ from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeI
 __all__ = [
     "CLIENT_ORDER_ID_MAX",
     "DEFAULT_MARKETS",
+    "QUANTITY_MAX",
+    "TIMESTAMP_MAX",
     "CancelOrder",
     "Command",
     "DuplicateOrderIgnored",

@@ -107,5 +107,7 @@ class DigestChain:
         return self._chain, tuple(self._open)
 
     def _fold(self) -> bytes:
-        data = self._chain + "".join(self._open).encode()
+        # surrogatepass: an owner or client order id may hold a lone surrogate (JSON can carry
+        # one); the digest must still be total and the same on every machine.
+        data = self._chain + "".join(self._open).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(data, digest_size=32).digest()

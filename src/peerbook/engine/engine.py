@@ -28,9 +28,13 @@ from peerbook.engine.order import Order
 from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand
 
-__all__ = ["CLIENT_ORDER_ID_MAX", "Engine"]
+__all__ = ["CLIENT_ORDER_ID_MAX", "QUANTITY_MAX", "TIMESTAMP_MAX", "Engine"]
 
 CLIENT_ORDER_ID_MAX = 64  # characters; longer client order ids are refused
+QUANTITY_MAX = 10**15
+"""The largest amount (lots) and price (ticks) accepted: bounds every cost the engine sums, so
+no number it formats can approach CPython's 4300-digit int-to-str limit."""
+TIMESTAMP_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO-8601 millisecond
 
 _Rejection = tuple[ErrorClass, str]
 _GTC = TimeInForce.GTC
@@ -290,7 +294,7 @@ def _check_place(command: PlaceOrder, market: Market | None) -> _Rejection | Non
         and type(owner) is str
         and owner
         and type(timestamp) is int
-        and timestamp >= 0
+        and 0 <= timestamp <= TIMESTAMP_MAX
         and (
             client_order_id is None
             or (type(client_order_id) is str and 0 < len(client_order_id) <= CLIENT_ORDER_ID_MAX)
@@ -300,12 +304,12 @@ def _check_place(command: PlaceOrder, market: Market | None) -> _Rejection | Non
         and type(time_in_force) is TimeInForce
         and type(post_only) is bool
         and type(amount) is int
-        and amount > 0
+        and 0 < amount <= QUANTITY_MAX
         and (
             (
                 type_ is _LIMIT
                 and type(price) is int
-                and price > 0
+                and 0 < price <= QUANTITY_MAX
                 and (not post_only or time_in_force is _GTC)
             )
             or (type_ is _MARKET and price is None and not post_only)
@@ -322,10 +326,10 @@ def _explain_place(command: PlaceOrder, market: Market | None) -> _Rejection | N
     owner = command.owner
     if type(owner) is not str or not owner:
         return ErrorClass.BAD_REQUEST, f"owner {owner!r} is not a non-empty string"
-    if not _is_int(command.timestamp) or command.timestamp < 0:
+    if not _is_int(command.timestamp) or not 0 <= command.timestamp <= TIMESTAMP_MAX:
         return (
             ErrorClass.BAD_REQUEST,
-            f"timestamp {command.timestamp!r} is not a non-negative integer",
+            f"timestamp {command.timestamp!r:.40} is not an integer from 0 to {TIMESTAMP_MAX}",
         )
     client_order_id = command.client_order_id
     if client_order_id is not None and (
@@ -351,6 +355,8 @@ def _explain_place(command: PlaceOrder, market: Market | None) -> _Rejection | N
         return ErrorClass.INVALID_ORDER, f"amount {amount!r} is not a whole number of steps"
     if amount <= 0:
         return ErrorClass.INVALID_ORDER, f"amount {market.format_amount(amount)} must be positive"
+    if amount > QUANTITY_MAX:
+        return ErrorClass.INVALID_ORDER, f"amount exceeds the maximum of {QUANTITY_MAX} steps"
     return _check_price(command, market)
 
 
@@ -368,6 +374,8 @@ def _check_price(command: PlaceOrder, market: Market) -> _Rejection | None:
         return ErrorClass.INVALID_ORDER, f"price {price!r} is not a whole number of ticks"
     if price <= 0:
         return ErrorClass.INVALID_ORDER, f"price {market.format_price(price)} must be positive"
+    if price > QUANTITY_MAX:
+        return ErrorClass.INVALID_ORDER, f"price exceeds the maximum of {QUANTITY_MAX} ticks"
     if command.post_only and command.time_in_force is not TimeInForce.GTC:
         return (
             ErrorClass.INVALID_ORDER,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from peerbook.errors import InvalidCommand
 
 __all__ = [
+    "DECIMAL_CHARACTERS_MAX",
     "DEFAULT_MARKETS",
     "Increment",
     "Market",
@@ -19,6 +20,9 @@ __all__ = [
 ]
 
 _DECIMAL = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
+DECIMAL_CHARACTERS_MAX = 40
+"""Longer decimal strings are refused: no price or amount needs more, and bounding the text
+bounds the integers built from it."""
 
 
 def parse_decimal(text: str) -> tuple[int, int] | None:
@@ -26,8 +30,11 @@ def parse_decimal(text: str) -> tuple[int, int] | None:
 
     Returns:
         ``(value, scale)`` with ``text == value * 10**-scale``, or None if ``text`` is not a
-        plain decimal (an exponent, a sign other than a leading ``-``, spaces, ``"."`` alone).
+        plain decimal (an exponent, a sign other than a leading ``-``, spaces, ``"."`` alone)
+        or is longer than `DECIMAL_CHARACTERS_MAX` characters.
     """
+    if len(text) > DECIMAL_CHARACTERS_MAX:
+        return None
     match = _DECIMAL.fullmatch(text)
     if match is None:
         return None

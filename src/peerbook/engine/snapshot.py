@@ -50,8 +50,8 @@ def restore(data: bytes) -> Engine:
     """
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"snapshot is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SnapshotError(f"snapshot is not JSON: {type(exc).__name__}") from exc
     if not isinstance(document, dict):
         raise SnapshotError("snapshot is not a JSON object")
     if document.get("format") != FORMAT or document.get("version") != VERSION:

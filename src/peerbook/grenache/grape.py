@@ -6,12 +6,13 @@ and our Link use it unchanged. It is the single-machine default; across machines
 Node grapes (see docs/grenache.md). It binds 127.0.0.1 unless told otherwise.
 """
 
-import json
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+from peerbook.errors import RemoteProtocolError
+from peerbook.grenache.protocol import loads_json
 from peerbook.grenache.registry import GrapeAnswer, GrapeState
 from peerbook.grenache.transport import read_limited
 
@@ -77,8 +78,8 @@ class EmbeddedGrape:
         if body is None:
             return GrapeAnswer(413, b"ERR_GRAPE_PAYLOAD_SIZE")
         try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            document = loads_json(body, "request body")
+        except RemoteProtocolError:
             return GrapeAnswer(500, b"ERR_GRAPE_PAYLOAD_INVALID")
         if document is None:
             # What Node answers when it reads .data of a JSON null body.

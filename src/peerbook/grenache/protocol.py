@@ -31,6 +31,7 @@ __all__ = [
     "compress_header",
     "decode_reply",
     "decode_request",
+    "dumps_json",
     "encode_grape_request",
     "encode_reply",
     "encode_request",
@@ -38,6 +39,7 @@ __all__ = [
     "interpret_announce",
     "interpret_grape_reply",
     "interpret_lookup",
+    "loads_json",
     "new_rid",
     "pack_body",
     "parse_peer",
@@ -56,9 +58,24 @@ def new_rid() -> str:
     return str(uuid.uuid4())
 
 
-def _dumps(value: Json) -> bytes:
-    """Compact JSON, UTF-8 unescaped, as Node's JSON.stringify writes it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def dumps_json(value: Json) -> bytes:
+    """Compact JSON, UTF-8 unescaped, as Node's JSON.stringify writes it. A string holding a
+    lone surrogate (which JSON can carry as an escape but UTF-8 cannot encode) makes the whole
+    document fall back to ASCII escapes, as JSON.stringify escapes lone surrogates."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def loads_json(data: bytes | str, what: str) -> Json:
+    """Parse JSON from a peer. Raises RemoteProtocolError, whatever was wrong with it
+    (including nesting deep enough to exhaust the parser's recursion limit)."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RemoteProtocolError(f"{what} is not JSON: {type(exc).__name__}") from exc
 
 
 class RpcRequest(NamedTuple):
@@ -79,19 +96,16 @@ class RpcReply(NamedTuple):
 
 def encode_request(rid: str, key: str, payload: Json) -> bytes:
     """The body of an RPC request."""
-    return _dumps([rid, key, payload])
+    return dumps_json([rid, key, payload])
 
 
 def encode_reply(rid: str | None, error: str | None, data: Json) -> bytes:
     """The body of an RPC reply (``rid`` None only when the request's rid was unreadable)."""
-    return _dumps([rid, error, None if error is not None else data])
+    return dumps_json([rid, error, None if error is not None else data])
 
 
 def _load_array(body: bytes, what: str) -> list[Json]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RemoteProtocolError(f"{what} is not JSON: {exc}") from exc
+    value = loads_json(body, what)
     if not isinstance(value, list) or len(value) != 3:
         raise RemoteProtocolError(f"{what} is not a JSON array of three elements")
     return value
@@ -160,7 +174,7 @@ def parse_peer(entry: object) -> tuple[str, int]:
 
 def encode_grape_request(data: Json) -> bytes:
     """The body of a grape API call: ``{"rid": uuid4, "data": data}``."""
-    return _dumps({"rid": new_rid(), "data": data})
+    return dumps_json({"rid": new_rid(), "data": data})
 
 
 def interpret_grape_reply(verb: str, status: int, body: bytes) -> Json:
@@ -175,10 +189,7 @@ def interpret_grape_reply(verb: str, status: int, body: bytes) -> Json:
         raise GrapeError(f"grape {verb} failed with HTTP {status}: {text.strip():.200}", status)
     if not body.strip():
         return None
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise RemoteProtocolError(f"grape {verb} reply is not JSON: {text:.200}") from exc
+    value = loads_json(body, f"grape {verb} reply")
     if isinstance(value, str) and not (verb == "put" and _is_hex40(value)):
         raise GrapeError(f"grape {verb} failed: {value:.200}", status)
     return value

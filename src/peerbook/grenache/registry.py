@@ -18,12 +18,11 @@ with status 301.
 """
 
 import hashlib
-import json
 import random
 from collections import OrderedDict
 from typing import NamedTuple
 
-from peerbook.grenache.protocol import Json, immutable_key
+from peerbook.grenache.protocol import Json, dumps_json, immutable_key
 from peerbook.grenache.signing import MutableItem, item_from_json, target_of, verify_item
 
 __all__ = ["GrapeAnswer", "GrapeState"]
@@ -40,7 +39,7 @@ class GrapeAnswer(NamedTuple):
 
 
 def _json(value: Json) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps_json(value)
 
 
 def _error(message: str) -> GrapeAnswer:

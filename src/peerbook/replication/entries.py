@@ -47,7 +47,7 @@ def decode_entry(text: str) -> LogEntry | None:
         return None
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict) or set(document) != _FIELDS:
         return None

@@ -93,8 +93,10 @@ class OrderStateMachine:
         """
         try:
             document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SnapshotError(f"state machine snapshot is not JSON: {exc}") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise SnapshotError(
+                f"state machine snapshot is not JSON: {type(exc).__name__}"
+            ) from exc
         if not isinstance(document, dict) or document.get("format") != _SNAPSHOT_FORMAT:
             raise SnapshotError("not a state machine snapshot")
         applied, rejected = document.get("applied_index"), document.get("rejected_entries")

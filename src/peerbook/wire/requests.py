@@ -15,6 +15,8 @@ from typing import NamedTuple, TypeVar
 
 from peerbook.engine import (
     CLIENT_ORDER_ID_MAX,
+    QUANTITY_MAX,
+    TIMESTAMP_MAX,
     CancelOrder,
     Command,
     ErrorClass,
@@ -24,7 +26,7 @@ from peerbook.engine import (
     Side,
     TimeInForce,
 )
-from peerbook.engine.markets import Increment, parse_decimal
+from peerbook.engine.markets import DECIMAL_CHARACTERS_MAX, Increment, parse_decimal
 
 __all__ = ["RequestError", "decode_cancel", "decode_create", "decode_entry"]
 
@@ -73,8 +75,11 @@ def decode_entry(entry: object, markets: Mapping[str, Market]) -> Command | Requ
     owner, timestamp, args = entry["owner"], entry["timestamp"], entry["args"]
     if not isinstance(owner, str) or not owner:
         return RequestError(ErrorClass.BAD_REQUEST, f"owner {owner!r} is not a non-empty string")
-    if type(timestamp) is not int or timestamp < 0:
-        return RequestError(ErrorClass.BAD_REQUEST, f"timestamp {timestamp!r} is not a natural")
+    if type(timestamp) is not int or not 0 <= timestamp <= TIMESTAMP_MAX:
+        return RequestError(
+            ErrorClass.BAD_REQUEST,
+            f"timestamp {timestamp!r:.40} is not an integer from 0 to {TIMESTAMP_MAX}",
+        )
     if not isinstance(args, list):
         return RequestError(ErrorClass.BAD_REQUEST, "args is not a JSON array")
     if entry["op"] == "createOrder":
@@ -192,6 +197,11 @@ def _count(value: object, increment: Increment, what: str, unit: str) -> int:
         value = str(value)
     if not isinstance(value, str):
         raise _Refused(ErrorClass.BAD_REQUEST, f"{what} {value!r:.40} is not a decimal string")
+    if len(value) > DECIMAL_CHARACTERS_MAX:
+        raise _Refused(
+            ErrorClass.INVALID_ORDER,
+            f"{what} {value:.40}... is longer than {DECIMAL_CHARACTERS_MAX} characters",
+        )
     parsed = parse_decimal(value)
     if parsed is None:
         raise _Refused(ErrorClass.INVALID_ORDER, f"{what} {value:.40} is not a decimal number")
@@ -202,6 +212,11 @@ def _count(value: object, increment: Increment, what: str, unit: str) -> int:
         raise _Refused(
             ErrorClass.INVALID_ORDER,
             f"{what} {value:.40} is not a multiple of {unit} {increment.text}",
+        )
+    if count > QUANTITY_MAX:
+        raise _Refused(
+            ErrorClass.INVALID_ORDER,
+            f"{what} {value:.40} exceeds the maximum of {QUANTITY_MAX} {unit}s",
         )
     return count
 
