@@ -156,3 +156,28 @@ def test_trade_and_order_structures_have_exactly_the_contract_fields() -> None:
             assert set(order["info"]) == {"peer", "sequence", "state"}
             assert all(set(t) == trade_fields for t in order["trades"])
             assert order["fee"] is None and isinstance(order["timestamp"], int)
+
+
+def test_hostile_lines_get_error_lines_and_replay_finishes(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.jsonl"
+    lines = [
+        b"\xff\xfe not utf-8",
+        b"[" * 50_000,
+        entry("createOrder", "p1", 10**16, "BTC/USD", "limit", "buy", "1", "1").encode(),
+        entry("createOrder", "p1", 1, "BTC/USD", "limit", "buy", "1", "1." + "0" * 5000).encode(),
+        b'{"op":"createOrder","owner":"p1","timestamp":1,"args":["BTC/USD","limit","sell","1","1",{"clientOrderId":"\\ud800"}]}',
+    ]
+    path.write_bytes(b"\n".join(lines))
+    for source in ([str(path)], ["-"]):
+        stdin = path.read_bytes().decode("utf-8", "surrogateescape") if source == ["-"] else None
+        result = subprocess.run(
+            [sys.executable, "-m", "peerbook", "replay", *source],
+            input=stdin.encode("utf-8", "surrogateescape") if stdin else None,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        output = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [line.get("line") for line in output if "error" in line] == [1, 2, 3, 4]
+        assert output[-1]["applied"] == 1
+        assert output[-2]["order"]["clientOrderId"] == "\ud800"

@@ -1,6 +1,8 @@
 """Worked examples: one test per matching rule, each in three parts (given, when, then)."""
 
 from peerbook.engine import (
+    QUANTITY_MAX,
+    TIMESTAMP_MAX,
     CancelOrder,
     DuplicateOrderIgnored,
     Engine,
@@ -339,3 +341,24 @@ def test_markets_are_independent() -> None:
     engine = engine_with(limit("p1", SELL, 1, 300_000))
     events = engine.apply(limit("p2", BUY, 1, 300_000, symbol="ETH/USD"))
     assert trades(events) == []
+
+
+def test_amounts_prices_and_timestamps_beyond_the_bounds_are_rejected() -> None:
+    engine = Engine()
+    huge = QUANTITY_MAX + 1
+    assert rejection(engine.apply(limit("p1", BUY, huge, 300_000)))[1] == (
+        f"amount exceeds the maximum of {QUANTITY_MAX} steps"
+    )
+    assert rejection(engine.apply(limit("p1", BUY, 1, huge)))[1] == (
+        f"price exceeds the maximum of {QUANTITY_MAX} ticks"
+    )
+    late = PlaceOrder("p1", TIMESTAMP_MAX + 1, BTC, BUY, LIMIT, 1, 300_000)
+    assert rejection(engine.apply(late))[0] is ErrorClass.BAD_REQUEST
+    engine.check_invariants()
+
+
+def test_lone_surrogates_in_ids_keep_the_engine_and_digest_total() -> None:
+    engine = Engine()
+    engine.apply(limit("p\ud800", SELL, 1, 300_000, client_order_id="\udfff"))
+    assert len(engine.digest()) == 64
+    assert engine.order_by_client_id("p\ud800", "\udfff") is engine.order(1)

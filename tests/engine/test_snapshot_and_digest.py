@@ -116,3 +116,21 @@ def test_restore_refuses_tampered_state() -> None:
     victim[10] = victim[9] + 1  # remaining above amount
     with pytest.raises(SnapshotError):
         restore(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize("fault", ["id above sequence", "duplicate id", "short chain"])
+def test_restore_refuses_impossible_states(fault: str) -> None:
+    document = json.loads(snapshot(run(9, 200)))
+    if fault == "id above sequence":
+        document["orders"][-1][0] = document["sequence"] + 1
+    elif fault == "duplicate id":
+        document["orders"][1][0] = document["orders"][0][0]
+    else:
+        document["digest"]["chain"] = "00"
+    with pytest.raises(SnapshotError):
+        restore(json.dumps(document).encode())
+
+
+def test_restore_refuses_deeply_nested_json() -> None:
+    with pytest.raises(SnapshotError):
+        restore(b"[" * 100_000)

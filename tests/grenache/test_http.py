@@ -227,3 +227,44 @@ def test_link_mutable_put_and_get_against_embedded_grape() -> None:
             await link.close()
 
     run(scenario())
+
+
+def test_a_request_is_never_sent_twice() -> None:
+    async def scenario() -> None:
+        received = 0
+
+        async def read_then_hang_up(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            nonlocal received
+            await reader.readuntil(b"\r\n\r\n")
+            received += 1
+            writer.close()
+
+        server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link, timeout_s=2)
+            with pytest.raises(TransportError):
+                await client.send(f"127.0.0.1:{port}", "svc", 1)
+            assert received == 1
+            await client.close()
+            await link.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_deeply_nested_request_is_answered_400() -> None:
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            async with service(link, "svc") as server, aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{server.port}/"
+                async with session.post(url, data=b"[" * 50_000) as response:
+                    assert response.status == 400
+                    assert (await response.read()).startswith(b'[null,"ERR_BAD_REQUEST')
+            await link.close()
+
+    run(scenario())

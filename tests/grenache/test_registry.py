@@ -117,3 +117,11 @@ def test_mutable_put_refuses_stale_seq_bad_cas_and_bad_signature() -> None:
     forged = {**signed_put(key, "v4", 4), "v": "tampered"}
     assert call(state, "put", forged) == (200, "All queries failed")
     assert call(state, "put", {**signed_put(key, "v3", 3), "cas": 2})[0] == 200
+
+
+def test_announced_records_are_capped_oldest_first() -> None:
+    state = GrapeState()
+    for port in range(1, 10_051):
+        call(state, "announce", [f"svc-{port}", port])
+    assert call(state, "lookup", "svc-1") == (200, [])
+    assert call(state, "lookup", "svc-10050") == (200, ["127.0.0.1:10050"])

@@ -1,15 +1,26 @@
 """WebSocket RPC and pub/sub between Python peers over real loopback sockets, with faults."""
 
 import asyncio
+import json
+import socket
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from peerbook.errors import RequestTimeoutError, RpcError
 from peerbook.grenache import EmbeddedGrape, Link, Publisher, Subscriber, WsRpcClient, WsRpcServer
 from peerbook.grenache.protocol import Json
+
+
+def dead_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def run(coroutine: Awaitable[None]) -> None:
@@ -154,5 +165,82 @@ def test_fan_in_subscriber_hears_every_publisher() -> None:
             await subscriber.close()
             for publisher in publishers:
                 await publisher.stop()
+
+    run(scenario())
+
+
+def test_ws_client_survives_a_reply_frame_it_cannot_parse() -> None:
+    async def scenario() -> None:
+        replies = iter(["[" * 100_000, None, None])
+
+        async def serve(request: web.Request) -> web.WebSocketResponse:
+            socket = web.WebSocketResponse()
+            await socket.prepare(request)
+            async for message in socket:
+                rid = json.loads(message.data)[0]
+                poison = next(replies)
+                await socket.send_str(poison if poison else json.dumps([rid, None, "ok"]))
+            return socket
+
+        app = web.Application()
+        app.router.add_get("/ws", serve)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        peer = f"127.0.0.1:{runner.addresses[0][1]}"
+        async with grape_link() as link:
+            client = WsRpcClient(link, timeout_s=0.5)
+            with pytest.raises(RequestTimeoutError):
+                await client.send(peer, "svc", 1)  # its reply was garbage
+            assert await client.send(peer, "svc", 2) == "ok"
+            assert await client.send(peer, "svc", 3) == "ok"
+            await client.close()
+        await runner.cleanup()
+
+    run(scenario())
+
+
+def test_a_stalled_subscriber_is_dropped_and_cannot_block_publishing() -> None:
+    async def scenario() -> None:
+        publisher = Publisher()
+        await publisher.start()
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", publisher.port))
+        raw.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )  # and never read again
+        async with asyncio.timeout(5):
+            while publisher.subscribers == 0:
+                await asyncio.sleep(0.01)
+        async with asyncio.timeout(15):
+            for _ in range(300):
+                await publisher.publish("x" * 65536)
+        assert publisher.subscribers == 0
+        raw.close()
+        await publisher.stop()
+
+    run(scenario())
+
+
+def test_subscriber_backs_off_while_its_publisher_is_gone() -> None:
+    async def scenario() -> None:
+        async with grape_link() as link:
+            await link.announce("feed", dead_port())
+            lookups = 0
+            real_lookup = link.lookup
+
+            async def counting_lookup(name: str, *, fresh: bool = False) -> list[str]:
+                nonlocal lookups
+                lookups += 1
+                return await real_lookup(name, fresh=fresh)
+
+            link.lookup = counting_lookup  # type: ignore[method-assign]
+            subscriber = Subscriber(link, "feed", backoff_s=(0.05, 5.0))
+            subscriber.start()
+            await asyncio.sleep(1.6)  # 0.05 doubling: attempts at about 0, .05, .15, .35, .75, 1.55
+            await subscriber.close()
+            assert 4 <= lookups <= 8, lookups
 
     run(scenario())

@@ -208,3 +208,52 @@ def test_proposal_failure_reaches_every_caller_of_the_batch() -> None:
         await batcher.close()
 
     asyncio.run(scenario())
+
+
+hostile_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.text("0123456789.", max_size=60),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=15,
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "op": st.sampled_from(["createOrder", "cancelOrder", "x"]),
+                "owner": st.text(max_size=4),
+                "timestamp": st.integers(),
+                "args": st.lists(hostile_values, max_size=7),
+            }
+        )
+        | st.dictionaries(st.text(max_size=5), hostile_values, max_size=4),
+        max_size=5,
+    )
+)
+def test_applying_any_entry_never_raises(commands: list[dict[str, Any]]) -> None:
+    machine = OrderStateMachine(Engine())
+    outcomes = machine.apply(1, encode_entry("p1", commands))
+    assert len(outcomes) == len(commands)
+    assert machine.apply(2, "[" * 100_000) == [] and machine.rejected_entries == 1
+    machine.engine.check_invariants()
+
+
+def test_batcher_keeps_entries_under_the_byte_budget_and_refuses_huge_commands() -> None:
+    async def scenario() -> None:
+        log = MemoryLog(OrderStateMachine(Engine()))
+        batcher = Batcher("p1", log.propose, linger_s=0.01, batch_bytes_max=2000)
+        padded = ["BTC/USD", "limit", "buy", "0.0001", "30000", {"clientOrderId": "x" * 60}]
+        await asyncio.gather(*(batcher.submit("createOrder", f"p{i}", padded) for i in range(40)))
+        assert all(len(text) <= 2000 + 100 for text in log.entries) and len(log.entries) > 1
+        with pytest.raises(ValueError, match="exceeds"):
+            await batcher.submit("createOrder", "p1", ["x" * 70_000])
+        await batcher.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))

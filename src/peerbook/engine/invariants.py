@@ -24,7 +24,7 @@ def check(
     resting: set[int] = set()
     for book in books.values():
         for side in (book.bids, book.asks):
-            failure = _check_side(side, resting)
+            failure = _check_side(side, resting, orders)
             if failure:
                 return f"{book.symbol} {side.side.name}: {failure}"
         # Read the best prices from the levels, not BookSide.best(), which pops stale heap
@@ -50,7 +50,7 @@ def check(
     return None
 
 
-def _check_side(side: BookSide, resting: set[int]) -> str | None:
+def _check_side(side: BookSide, resting: set[int], orders: Mapping[int, Order]) -> str | None:
     live_keys = {side.sign * price for price in side.levels}
     if not live_keys <= set(side.heap):
         return "a level is missing from the heap"
@@ -66,6 +66,8 @@ def _check_side(side: BookSide, resting: set[int]) -> str | None:
         for order in live:
             if order.price != price or order.side is not side.side or order.remaining <= 0:
                 return f"order {order.order_id} does not belong at level {price}"
+            if orders.get(order.order_id) is not order:
+                return f"order {order.order_id} at level {price} is not the order on record"
             resting.add(order.order_id)
     return None
 

@@ -8,6 +8,7 @@ from another peer: bytes that do not describe a valid engine raise `SnapshotErro
 anything else. No pickle is involved anywhere.
 """
 
+import itertools
 import json
 from typing import Any
 
@@ -65,11 +66,17 @@ def restore(data: bytes) -> Engine:
         if not isinstance(digest, dict):
             raise SnapshotError("digest is not an object")
         chain = bytes.fromhex(_string(digest["chain"]))
+        if len(chain) != 32:
+            raise SnapshotError(f"digest chain has {len(chain)} bytes, not 32")
         open_block = [_string(r) for r in _list(digest["open"])]
         orders = [_decode_order(o) for o in _list(document["orders"])]
+        sequence = _natural(document["sequence"])
+        ids = [o.order_id for o in orders]
+        if any(a >= b for a, b in itertools.pairwise(ids)) or (ids and ids[-1] > sequence):
+            raise SnapshotError("order ids are not increasing and at most the sequence")
         engine = Engine.restored(
             markets,
-            _natural(document["sequence"]),
+            sequence,
             _natural(document["trade_count"]),
             orders,
             (chain, open_block),

@@ -88,8 +88,19 @@ class PeerClient:
         """Send to every peer announced as ``name``; their data in lookup order. Fails with
         the first error if any peer fails (Node's semantics; see `map_settled`)."""
         peers = await self.link.lookup(name)
-        sends = [self.send(p, name, payload, timeout_s=timeout_s, compress=compress) for p in peers]
-        return list(await asyncio.gather(*sends))
+        sends = [
+            asyncio.ensure_future(
+                self.send(p, name, payload, timeout_s=timeout_s, compress=compress)
+            )
+            for p in peers
+        ]
+        try:
+            return list(await asyncio.gather(*sends))
+        except BaseException:
+            for send in sends:  # the map failed: don't leave the other requests running
+                send.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
+            raise
 
     async def map_settled(
         self, name: str, payload: Json, *, timeout_s: float | None = None, compress: bool = False

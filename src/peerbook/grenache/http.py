@@ -5,8 +5,10 @@ status 200; gzip both ways under ``grc-compress``; a body that is too large or n
 request is answered with an error status (413, 400) and a ``[null, message, null]`` body,
 never with silence (a Node server stays silent, which hangs Node clients).
 
-Client: `RpcClient.send` posts one request with a deadline; if a pooled connection dies
-before any reply byte, it is resent once on a fresh connection. Peer choice, `request`,
+Client: `RpcClient.send` posts one request with a deadline. It is never resent by this layer
+(a server may have run it even if the connection then closed without a reply); instead, idle
+pooled connections are retired after 4 s, before Node servers close them at 5 s, so a
+request is not written onto a connection the server is closing. Peer choice, `request`,
 `map` and `map_settled` come from `peerbook.grenache.client.PeerClient`.
 """
 
@@ -15,7 +17,7 @@ import random
 import aiohttp
 from aiohttp import web
 
-from peerbook.errors import ClosedBeforeReplyError, RemoteProtocolError, RpcError
+from peerbook.errors import RemoteProtocolError, RpcError
 from peerbook.grenache import protocol
 from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
@@ -134,10 +136,7 @@ class RpcClient(PeerClient):
         timeout = self.timeout_s if timeout_s is None else timeout_s
         url = f"http://{host}:{port}/"
         limit = self._reply_bytes_max
-        try:
-            reply = await post(self._session, url, body, headers, timeout, limit)
-        except ClosedBeforeReplyError:
-            reply = await post(self._session, url, body, headers, timeout, limit)
+        reply = await post(self._session, url, body, headers, timeout, limit)
         if reply.status != 200:
             text = reply.body[:300].decode("utf-8", errors="replace")
             raise RpcError(f"ERR_REQUEST_GENERIC: HTTP {reply.status} from {peer}: {text}")

@@ -28,6 +28,7 @@ from peerbook.grenache.signing import MutableItem, item_from_json, target_of, ve
 __all__ = ["GrapeAnswer", "GrapeState"]
 
 _LOOKUP_MAX = 100
+_RECORDS_MAX = 10_000  # as bittorrent-dht's peer store: the oldest records go first
 _VALUE_BYTES_MAX = 1000
 
 
@@ -69,6 +70,7 @@ class GrapeState:
         self._next_tick_ms: int | None = None
         self._current: dict[str, dict[str, None]] = {}
         self._previous: dict[str, dict[str, None]] = {}
+        self._records = 0  # entries in both buckets (a refreshed record may be in both)
         self._own_port = own_port
         self._rng = rng or random.Random()
         self._values: OrderedDict[str, str | MutableItem] = OrderedDict()
@@ -103,6 +105,9 @@ class GrapeState:
             self._previous, self._current = {}, {}
         elif now_ms >= self._next_tick_ms:
             self._previous, self._current = self._current, {}
+        self._records = sum(map(len, self._current.values())) + sum(
+            map(len, self._previous.values())
+        )
         while now_ms >= self._next_tick_ms:
             self._next_tick_ms += self._tick_ms
 
@@ -123,7 +128,18 @@ class GrapeState:
         if not 0 < port < 65536:
             return _error("All queries failed")
         self._current.setdefault(name, {})[f"{source_ip}:{port}"] = None
+        self._records += 1
+        while self._records > _RECORDS_MAX:
+            self._evict_oldest()
         return GrapeAnswer(200, b"1")
+
+    def _evict_oldest(self) -> None:
+        bucket = self._previous or self._current
+        name, peers = next(iter(bucket.items()))
+        del peers[next(iter(peers))]
+        if not peers:
+            del bucket[name]
+        self._records -= 1
 
     def _lookup(self, data: Json) -> GrapeAnswer:
         if not isinstance(data, str) or not data:

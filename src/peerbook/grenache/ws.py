@@ -40,6 +40,10 @@ _log = logging.getLogger(__name__)
 
 MESSAGE_BYTES_MAX = 1 << 20
 """Largest WebSocket message accepted, either way."""
+SEND_TIMEOUT_S = 2.0
+"""A peer that does not take a frame within this long is too slow: its socket is closed."""
+IN_FLIGHT_MAX = 1024
+"""Most requests one WebSocket may have waiting for the handler; more are refused."""
 
 
 class _WsServer:
@@ -49,7 +53,7 @@ class _WsServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[web.WebSocketResponse, asyncio.Transport | None] = {}
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the port is taken."""
@@ -62,8 +66,7 @@ class _WsServer:
 
     async def stop(self) -> None:
         """Close every socket and stop listening."""
-        for socket in list(self._sockets):
-            await socket.close()
+        await asyncio.gather(*(self._close(s) for s in list(self._sockets)))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -71,15 +74,51 @@ class _WsServer:
     async def _upgrade(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(compress=False, max_msg_size=MESSAGE_BYTES_MAX)
         await socket.prepare(request)
-        self._sockets.add(socket)
+        self._sockets[socket] = request.transport
         try:
             await self._serve(socket)
         finally:
-            self._sockets.discard(socket)
+            self._sockets.pop(socket, None)
         return socket
 
     async def _serve(self, socket: web.WebSocketResponse) -> None:
         raise NotImplementedError
+
+    def _abort(self, socket: web.WebSocketResponse) -> None:
+        """Drop a peer at once, without the closing handshake a stalled peer would never
+        complete."""
+        transport = self._sockets.pop(socket, None)
+        if transport is not None:
+            transport.abort()
+
+    async def _close(self, socket: web.WebSocketResponse) -> None:
+        """Close a socket gracefully, or abort it if the peer does not take the close frame
+        within `SEND_TIMEOUT_S`."""
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await socket.close()
+        except (TimeoutError, ConnectionError):
+            self._abort(socket)
+
+    async def _send(self, socket: web.WebSocketResponse, text: str) -> bool:
+        """Send one text frame within `SEND_TIMEOUT_S`; False, and the peer dropped, if it is
+        gone or too slow to take it."""
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await socket.send_str(text)
+        except (TimeoutError, ConnectionError):
+            self._abort(socket)
+            return False
+        return True
+
+
+async def _close(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Close a client socket, giving up after `SEND_TIMEOUT_S`."""
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await socket.close()
+    except (TimeoutError, ConnectionError):
+        pass
 
 
 class WsRpcServer(_WsServer):
@@ -92,18 +131,25 @@ class WsRpcServer(_WsServer):
     async def _serve(self, socket: web.WebSocketResponse) -> None:
         pending: set[asyncio.Task[None]] = set()
         async for message in socket:
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                data = message.data if isinstance(message.data, bytes) else message.data.encode()
-                task = asyncio.create_task(self._reply(socket, data))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            data = message.data
+            if isinstance(data, str):
+                data = data.encode("utf-8", "surrogatepass")
+            if len(pending) >= IN_FLIGHT_MAX:
+                busy = f"ERR_BUSY: more than {IN_FLIGHT_MAX} requests in flight on this socket"
+                await self._send(socket, protocol.encode_reply(None, busy, None).decode())
+                continue
+            task = asyncio.create_task(self._reply(socket, data))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
         for task in pending:
             task.cancel()
 
     async def _reply(self, socket: web.WebSocketResponse, body: bytes) -> None:
         result = await answer(self._handler, body)
         if not socket.closed:
-            await socket.send_str(result.body.decode())
+            await self._send(socket, result.body.decode())
 
 
 class Publisher(_WsServer):
@@ -118,15 +164,11 @@ class Publisher(_WsServer):
         return len(self._sockets)
 
     async def publish(self, message: str) -> None:
-        """Send ``message`` as one text frame to every connected subscriber; a subscriber whose
-        socket fails is dropped, the others still get it."""
+        """Send ``message`` as one text frame to every connected subscriber. A subscriber whose
+        socket fails, or that does not take the frame within `SEND_TIMEOUT_S`, is
+        disconnected; the others still get it. So one stalled subscriber cannot block the feed."""
         sockets = [s for s in self._sockets if not s.closed]
-        results = await asyncio.gather(
-            *(s.send_str(message) for s in sockets), return_exceptions=True
-        )
-        for socket, result in zip(sockets, results, strict=True):
-            if isinstance(result, BaseException):
-                self._sockets.discard(socket)
+        await asyncio.gather(*(self._send(s, message) for s in sockets))
 
     async def _serve(self, socket: web.WebSocketResponse) -> None:
         async for _ in socket:  # subscribers send nothing we need; wait for the close
@@ -158,6 +200,12 @@ class _Connection:
                 if not future.done():
                     future.set_exception(ClosedBeforeReplyError("the WebSocket closed"))
             self.waiting.clear()
+            await _close(self.socket)
+
+    @property
+    def usable(self) -> bool:
+        """Whether requests can still be sent on this connection."""
+        return not self.socket.closed and not self.reader.done()
 
 
 class WsRpcClient(PeerClient):
@@ -183,11 +231,11 @@ class WsRpcClient(PeerClient):
 
     async def _connection(self, peer: str, timeout_s: float) -> _Connection:
         connection = self._connections.get(peer)
-        if connection is not None and not connection.socket.closed:
+        if connection is not None and connection.usable:
             return connection
         async with self._opening.setdefault(peer, asyncio.Lock()):
             connection = self._connections.get(peer)
-            if connection is None or connection.socket.closed:
+            if connection is None or not connection.usable:
                 host, port = protocol.parse_peer(peer)
                 if self._session is None:
                     self._session = new_session()
@@ -225,10 +273,12 @@ class WsRpcClient(PeerClient):
         return reply.data
 
     async def close(self) -> None:
-        for connection in self._connections.values():
-            await connection.socket.close()
-            await asyncio.gather(connection.reader, return_exceptions=True)
+        connections = list(self._connections.values())
         self._connections.clear()
+        self._opening.clear()
+        for connection in connections:
+            await _close(connection.socket)
+            await asyncio.gather(connection.reader, return_exceptions=True)
         if self._own_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -295,6 +345,7 @@ class Subscriber:
     async def _run(self) -> None:
         delay = self._backoff_s[0]
         while True:
+            connections_before = self.connections
             try:
                 peers = await self.link.lookup(self.name, fresh=True)
             except GrenacheError as exc:
@@ -306,7 +357,6 @@ class Subscriber:
                 if peer not in self._connected:
                     self._connected[peer] = asyncio.create_task(self._listen(peer))
             if self._connected:
-                delay = self._backoff_s[0]
                 done, _ = await asyncio.wait(
                     self._connected.values(),
                     timeout=self._refresh_s if self._fan_in else None,
@@ -314,6 +364,8 @@ class Subscriber:
                 )
                 if not done:
                     continue
+            if self.connections > connections_before:
+                delay = self._backoff_s[0]  # a connection was made: start backing off afresh
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff_s[1])
 

@@ -7,11 +7,12 @@ turns client commands into entries. The adapter to the Raft library (pysyncobj) 
 the entries across peers is the next step.
 """
 
-from peerbook.replication.batcher import Batcher, Propose
+from peerbook.replication.batcher import COMMAND_BYTES_MAX, Batcher, Propose
 from peerbook.replication.entries import LogEntry, decode_entry, encode_entry
 from peerbook.replication.state_machine import OrderStateMachine, Outcome
 
 __all__ = [
+    "COMMAND_BYTES_MAX",
     "Batcher",
     "LogEntry",
     "OrderStateMachine",

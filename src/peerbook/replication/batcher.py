@@ -18,10 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from peerbook.replication.entries import encode_entry
+from peerbook.replication.entries import ENTRY_BYTES_MAX, encode_entry
 from peerbook.replication.state_machine import Outcome
 
-__all__ = ["Batcher", "Propose"]
+__all__ = ["COMMAND_BYTES_MAX", "Batcher", "Propose"]
+
+COMMAND_BYTES_MAX = 64 * 1024
+"""Largest command accepted (encoded), as the RPC payload limit."""
 
 Propose = Callable[[str], Awaitable[list[Outcome]]]
 """Commit an entry (its text) and return the outcomes of its commands once applied here."""
@@ -39,6 +42,9 @@ class Batcher:
         propose: commits an entry and returns its outcomes (see `Propose`).
         linger_s: the longest a command waits for others before its batch is proposed.
         batch_max: the most commands in one entry.
+        batch_bytes_max: the most encoded bytes of commands in one entry; half the entry
+            limit by default, so that one client's large commands never push an entry of
+            everybody's commands over the limit at which replicas refuse it.
         clock_ms: wall-clock milliseconds, for command timestamps (injectable for tests).
     """
 
@@ -49,12 +55,15 @@ class Batcher:
         *,
         linger_s: float = 0.001,
         batch_max: int = 512,
+        batch_bytes_max: int = ENTRY_BYTES_MAX // 2,
         clock_ms: Callable[[], int] = _wall_clock_ms,
     ) -> None:
         self._proposer = proposer
         self._propose = propose
         self._linger_s = linger_s
         self._batch_max = batch_max
+        self._batch_bytes_max = batch_bytes_max
+        self._batch_bytes = 0
         self._clock_ms = clock_ms
         self._last_timestamp = 0
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[Outcome]]] = []
@@ -65,10 +74,18 @@ class Batcher:
         """Queue one command (section 7 ``op``, ``owner``, ``args``) and wait for its outcome.
 
         Raises:
+            ValueError: the command encodes to more than `COMMAND_BYTES_MAX` bytes.
             Whatever the proposer raised for the command's batch.
         """
+        command = {"op": op, "owner": owner, "args": args}
+        size = len(encode_entry(owner, [command]))
+        if size > COMMAND_BYTES_MAX:
+            raise ValueError(f"command of {size} bytes exceeds {COMMAND_BYTES_MAX}")
+        if self._batch_bytes + size > self._batch_bytes_max:
+            self._flush()
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append(({"op": op, "owner": owner, "args": args}, future))
+        self._waiting.append((command, future))
+        self._batch_bytes += size
         if len(self._waiting) >= self._batch_max:
             self._flush()
         elif self._flusher is None:
@@ -80,6 +97,7 @@ class Batcher:
             self._flusher.cancel()
             self._flusher = None
         batch, self._waiting = self._waiting, []
+        self._batch_bytes = 0
         if batch:
             timestamp = self._last_timestamp = max(self._last_timestamp, self._clock_ms())
             commands = [{**command, "timestamp": timestamp} for command, _ in batch]

@@ -135,10 +135,28 @@ def _decode_create(
         if not isinstance(flag, bool):
             raise _Refused(ErrorClass.BAD_REQUEST, f"postOnly {flag!r} is not a boolean")
         post_only = post_only or flag
+    _check_order_options(order_type, price, time_in_force, post_only)
     return PlaceOrder(
         owner, timestamp, market.symbol, order_side, order_type, amount, price,
         time_in_force, post_only, _client_order_id(params),
     )  # fmt: skip
+
+
+def _check_order_options(
+    order_type: OrderType, price: int | None, time_in_force: TimeInForce, post_only: bool
+) -> None:
+    """Refuse, before the log, the combinations the engine would refuse (same sentences)."""
+    if order_type is OrderType.MARKET:
+        if price is not None:
+            raise _Refused(ErrorClass.INVALID_ORDER, "a market order takes no price")
+        if post_only:
+            raise _Refused(ErrorClass.INVALID_ORDER, "a post-only order must be a limit order")
+    elif price is None:
+        raise _Refused(ErrorClass.INVALID_ORDER, "a limit order needs a price")
+    elif post_only and time_in_force is not TimeInForce.GTC:
+        raise _Refused(
+            ErrorClass.INVALID_ORDER, f"a post-only order cannot be {time_in_force.name}"
+        )
 
 
 def _decode_cancel(
