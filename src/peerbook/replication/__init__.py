@@ -1,10 +1,12 @@
 """The replicated order log: commands batched into entries, ordered by Raft, applied by every
 peer's state machine.
 
-This version holds the parts that do not depend on the Raft library: the entry format, the
-state machine that applies committed entries to the engine exactly once, and the batcher that
-turns client commands into entries. The adapter to the Raft library (pysyncobj) that orders
-the entries across peers is the next step.
+This version holds the parts the adapter to the Raft library (pysyncobj) will stand on: the
+entry format, the state machine that applies committed entries to the engine exactly once,
+the batcher that turns client commands into entries, the JSON codec that carries the
+library's messages without pickle (`peerbook.replication.codec`), and the restricted
+unpickler for what it keeps on disk (`peerbook.replication.safe_pickle`). The adapter itself,
+a transport over Grenache HTTP, is the next step.
 """
 
 from peerbook.replication.batcher import COMMAND_BYTES_MAX, Batcher, Propose
