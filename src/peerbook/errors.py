@@ -6,6 +6,8 @@
       InvalidCommand          a caller built a malformed value (local fault; fix your code)
       SnapshotError           a snapshot's bytes are not a valid engine snapshot
       EngineInvariantError    the engine's state broke an invariant: a bug; stop the node
+      ReplicationError        the log could not take an entry (no leader, no quorum): not applied
+        UnknownOutcomeError   the entry may or may not have been applied (leader changed)
       GrenacheError           abstract: something went wrong talking Grenache
         GrapeError            the grape answered with an error (an error string, or non-2xx)
           LookupEmptyError    no peer is announced under that name
@@ -33,10 +35,12 @@ __all__ = [
     "LookupEmptyError",
     "PeerbookError",
     "RemoteProtocolError",
+    "ReplicationError",
     "RequestTimeoutError",
     "RpcError",
     "SnapshotError",
     "TransportError",
+    "UnknownOutcomeError",
 ]
 
 
@@ -102,3 +106,13 @@ class ConnectFailedError(TransportError):
 class ClosedBeforeReplyError(TransportError):
     """The peer closed the connection without sending any byte of a reply (typically a
     pooled keep-alive connection closed by the server just as the request went out)."""
+
+
+class ReplicationError(PeerbookError):
+    """The replicated log did not take the entry (no leader or no quorum, queue full): it was
+    certainly not applied, so it is safe to retry."""
+
+
+class UnknownOutcomeError(ReplicationError):
+    """The entry may or may not have been applied (for example the leader changed before
+    confirming it): retry with the same client order ids, which makes the retry harmless."""

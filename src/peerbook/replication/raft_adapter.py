@@ -1,0 +1,148 @@
+"""RaftLog: the replicated log on pysyncobj, the one module that drives the Raft library.
+
+Each member runs a `SyncObj` whose only replicated method applies one entry to this member's
+`OrderStateMachine`; `RaftLog.propose` is the `Propose` port the `Batcher` calls. The library
+runs on its own tick thread; proposals and their outcomes cross to the asyncio loop through
+thread-safe callbacks.
+
+Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 4):
+- ``appendEntriesUseBatch=False``: an entry is sent as soon as it is proposed (one-by-one
+  commits in well under a millisecond of library time instead of the 100 ms batch period);
+  our own `Batcher` puts many orders in one entry.
+- No pickle crosses the network (`GrenacheRaftTransport`), and what the library pickles
+  locally is read back through `safe_pickle` (installed when a `RaftLog` is created).
+- Log compaction is off in this version: the library's default snapshot would pickle the
+  state machine on the tick thread. JSON snapshots through its serializer hooks are the next
+  step; until then the log, and the journal when a data directory is given, grow without end.
+"""
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.node import Node
+
+from peerbook.errors import ReplicationError, UnknownOutcomeError
+from peerbook.grenache import RpcClient
+from peerbook.replication import safe_pickle
+from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
+from peerbook.replication.state_machine import OrderStateMachine, Outcome
+
+__all__ = ["RaftLog"]
+
+_NOT_APPLIED = {
+    FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
+    FAIL_REASON.MISSING_LEADER: "there is no leader (no quorum, or an election is running)",
+    FAIL_REASON.NOT_LEADER: "the peer that was asked is not the leader",
+    FAIL_REASON.REQUEST_DENIED: "the leader refused the proposal",
+}
+
+
+class _Member(SyncObj):  # type: ignore[misc]
+    """The library's view of one member: a single replicated method."""
+
+    def __init__(self, machine: OrderStateMachine, *args: Any, **kwargs: Any) -> None:
+        self._machine = machine
+        super().__init__(*args, **kwargs)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def apply_entry(self, text: str) -> list[Outcome]:
+        # Called on the tick thread for each committed entry, in log order, with
+        # raftLastApplied still at the previous index. Never raises: the state machine is
+        # total, and an exception here would be retried forever (research note, 3.5).
+        return self._machine.apply(self.raftLastApplied + 1, text)
+
+
+class RaftLog:
+    """This member's handle on the replicated log.
+
+    Args:
+        address: this member's ``host:port`` (its RPC server, which must route requests for
+            `RAFT_SERVICE_KEY` to ``endpoint.receive``).
+        partners: the other voting members' addresses.
+        machine: the state machine committed entries are applied to.
+        endpoint: the receiving half of the transport, wired to the RPC server.
+        client: the RPC client used to reach the partners.
+        secret: the cluster secret.
+        data_dir: where the journal lives; None keeps the log in memory only.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        partners: Sequence[str],
+        machine: OrderStateMachine,
+        *,
+        endpoint: RaftEndpoint,
+        client: RpcClient,
+        secret: bytes,
+        data_dir: Path | None = None,
+    ) -> None:
+        safe_pickle.install()
+        self.machine = machine
+        self._loop = asyncio.get_running_loop()
+        conf = SyncObjConf(
+            appendEntriesUseBatch=False,
+            autoTickPeriod=0.01,
+            logCompactionMinEntries=2**62,
+            logCompactionMinTime=2**62,
+            journalFile=None if data_dir is None else str(data_dir / "raft.journal"),
+            dynamicMembershipChange=False,
+        )
+        transport = functools.partial(
+            GrenacheRaftTransport, loop=self._loop, client=client, endpoint=endpoint, secret=secret
+        )
+        self._member = _Member(
+            machine,
+            Node(address),
+            [Node(p) for p in partners],
+            conf,
+            nodeClass=Node,
+            transportClass=transport,
+        )
+
+    async def propose(self, text: str) -> list[Outcome]:
+        """Commit an entry and return its outcomes once it is applied on this member.
+
+        Raises:
+            ReplicationError: the entry was certainly not applied (no leader, queue full).
+            UnknownOutcomeError: the entry may or may not have been applied (leader change).
+        """
+        future: asyncio.Future[list[Outcome]] = self._loop.create_future()
+
+        def settle(result: Any, error: int) -> None:  # on the tick thread
+            self._loop.call_soon_threadsafe(_settle, future, result, error)
+
+        self._member.apply_entry(text, callback=settle)
+        return await future
+
+    @property
+    def role(self) -> str:
+        """``leader`` or ``follower`` (a candidate counts as a follower)."""
+        return "leader" if self._member._isLeader() else "follower"
+
+    @property
+    def leader(self) -> str | None:
+        """The address of the last known leader, or None."""
+        leader = self._member._getLeader()
+        return None if leader is None else str(leader.id)
+
+    def close(self) -> None:
+        """Stop the library's tick thread and the transport."""
+        self._member.destroy_synchronous()
+
+
+def _settle(future: asyncio.Future[list[Outcome]], result: Any, error: int) -> None:
+    if future.done():
+        return
+    if error == FAIL_REASON.SUCCESS:
+        future.set_result(result)
+    elif error in _NOT_APPLIED:
+        future.set_exception(ReplicationError(_NOT_APPLIED[error]))
+    else:
+        future.set_exception(
+            UnknownOutcomeError(f"the entry may or may not have been applied (reason {error})")
+        )
