@@ -6,12 +6,14 @@ import os
 import random
 from typing import Any
 
+import pytest
+
 from peerbook.engine import Engine
-from peerbook.errors import RpcError
+from peerbook.errors import ReplicationError, RpcError, UnknownOutcomeError
 from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.replay import replay
-from peerbook.replication import Batcher, OrderStateMachine
+from peerbook.replication import Batcher, OrderStateMachine, encode_entry
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import RAFT_BODY_BYTES_MAX, RAFT_SERVICE_KEY, RaftEndpoint
 
@@ -196,5 +198,112 @@ def test_two_of_three_members_keep_committing_when_one_stops() -> None:
             for index, server in enumerate(servers):
                 if index not in stopped:
                     await server.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_members_restarted_from_their_journals_recover_the_same_state(tmp_path: Any) -> None:
+    async def run_cluster(orders: int, seed: int) -> list[tuple[int, str]]:
+        endpoints = [RaftEndpoint(SECRET) for _ in range(3)]
+        servers = [
+            RpcServer(raft_handler(e), port=port, body_bytes_max=RAFT_BODY_BYTES_MAX)
+            for e, port in zip(endpoints, ports, strict=True)
+        ]
+        for server in servers:
+            await server.start()
+        clients = [RpcClient(Link("http://127.0.0.1:9")) for _ in range(3)]
+        machines = [RecordingMachine() for _ in range(3)]
+        logs = [
+            RaftLog(
+                a,
+                [x for x in addresses if x != a],
+                m,
+                endpoint=e,
+                client=c,
+                secret=SECRET,
+                data_dir=d,
+            )
+            for a, m, e, c, d in zip(addresses, machines, endpoints, clients, dirs, strict=True)
+        ]
+        try:
+            await wait_for(lambda: any(log.role == "leader" for log in logs), "a leader")
+            if orders:
+                batcher = Batcher("p", logs[0].propose)
+                rng = random.Random(seed)
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(batcher.submit("createOrder", "p", order(rng, i)) for i in range(orders))
+                    ),
+                    15,
+                )
+            target = max(m.engine.sequence for m in machines)
+            await wait_for(
+                lambda: all(m.engine.sequence == target for m in machines), "convergence"
+            )
+            return [(m.engine.sequence, m.engine.digest()) for m in machines]
+        finally:
+            for log in logs:
+                log.close()
+            for client in clients:
+                await client.close()
+            for server in servers:
+                await server.stop()
+
+    import socket
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    addresses = [f"127.0.0.1:{p}" for p in ports]
+    dirs = [tmp_path / f"m{i}" for i in range(3)]
+    for directory in dirs:
+        directory.mkdir()
+    before = asyncio.run(asyncio.wait_for(run_cluster(200, 3), 60))
+    after = asyncio.run(asyncio.wait_for(run_cluster(0, 3), 60))  # nothing new: journals only
+    assert len(set(before)) == 1 and before[0][0] == 200
+    assert after == before
+
+
+def test_a_member_cut_off_from_the_majority_refuses_writes_within_seconds() -> None:
+    async def scenario() -> None:
+        endpoints = [RaftEndpoint(SECRET) for _ in range(3)]
+        servers = [
+            RpcServer(raft_handler(e), body_bytes_max=RAFT_BODY_BYTES_MAX) for e in endpoints
+        ]
+        for server in servers:
+            await server.start()
+        addresses = [f"127.0.0.1:{s.port}" for s in servers]
+        clients = [RpcClient(Link("http://127.0.0.1:9")) for _ in range(3)]
+        logs = [
+            RaftLog(
+                a,
+                [x for x in addresses if x != a],
+                RecordingMachine(),
+                endpoint=e,
+                client=c,
+                secret=SECRET,
+            )
+            for a, e, c in zip(addresses, endpoints, clients, strict=True)
+        ]
+        try:
+            await wait_for(lambda: any(log.role == "leader" for log in logs), "a leader")
+            leader = next(i for i, log in enumerate(logs) if log.role == "leader")
+            for index in range(3):
+                if index != leader:
+                    logs[index].close()
+                    await servers[index].stop()
+            await asyncio.sleep(3)  # beyond leader_fallback_s (2 s): the lone leader steps down
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ReplicationError) as refused:
+                await logs[leader].propose(encode_entry("p", []))
+            assert not isinstance(refused.value, UnknownOutcomeError)  # certainly not applied
+            assert asyncio.get_running_loop().time() - started < 1
+        finally:
+            logs[leader].close()
+            for client in clients:
+                await client.close()
+            await servers[leader].stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -68,6 +68,10 @@ class RaftLog:
         client: the RPC client used to reach the partners.
         secret: the cluster secret.
         data_dir: where the journal lives; None keeps the log in memory only.
+        propose_timeout_s: how long `propose` waits for its entry to be applied here.
+        leader_fallback_s: a leader that hears from no majority for this long steps down, so
+            that the minority side of a partition refuses writes within seconds (the library's
+            default is 30 s).
     """
 
     def __init__(
@@ -80,13 +84,17 @@ class RaftLog:
         client: RpcClient,
         secret: bytes,
         data_dir: Path | None = None,
+        propose_timeout_s: float = 10.0,
+        leader_fallback_s: float = 2.0,
     ) -> None:
         safe_pickle.install()
         self.machine = machine
         self._loop = asyncio.get_running_loop()
+        self._propose_timeout_s = propose_timeout_s
         conf = SyncObjConf(
             appendEntriesUseBatch=False,
             autoTickPeriod=0.01,
+            leaderFallbackTimeout=leader_fallback_s,
             logCompactionMinEntries=2**62,
             logCompactionMinTime=2**62,
             journalFile=None if data_dir is None else str(data_dir / "raft.journal"),
@@ -108,16 +116,27 @@ class RaftLog:
         """Commit an entry and return its outcomes once it is applied on this member.
 
         Raises:
-            ReplicationError: the entry was certainly not applied (no leader, queue full).
-            UnknownOutcomeError: the entry may or may not have been applied (leader change).
+            ReplicationError: the entry was certainly not applied (no quorum or no leader as
+                far as this member knows, queue full).
+            UnknownOutcomeError: the entry may or may not have been applied (leader change,
+                or no answer within ``propose_timeout_s``).
         """
+        if not self._member.hasQuorum:
+            raise ReplicationError("this member does not reach a majority of the cluster")
         future: asyncio.Future[list[Outcome]] = self._loop.create_future()
 
         def settle(result: Any, error: int) -> None:  # on the tick thread
             self._loop.call_soon_threadsafe(_settle, future, result, error)
 
         self._member.apply_entry(text, callback=settle)
-        return await future
+        try:
+            async with asyncio.timeout(self._propose_timeout_s):
+                return await future
+        except TimeoutError as exc:
+            raise UnknownOutcomeError(
+                f"no confirmation within {self._propose_timeout_s:g} s; the entry may still "
+                "be applied"
+            ) from exc
 
     @property
     def role(self) -> str:
