@@ -9,6 +9,9 @@ Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 
 - ``appendEntriesUseBatch=False``: an entry is sent as soon as it is proposed (one-by-one
   commits in well under a millisecond of library time instead of the 100 ms batch period);
   our own `Batcher` puts many orders in one entry.
+- ``autoTickPeriod=0.002``: the library commits an entry on the tick after the one that
+  appended it, so the tick period bounds a lone member's commit latency (measured p50: 11 ms
+  at the 10 ms default, 1.4 ms at 1 ms); 2 ms keeps idle members cheap.
 - No pickle crosses the network (`GrenacheRaftTransport`), and what the library pickles
   locally is read back through `safe_pickle` (installed when a `RaftLog` is created).
 - Log compaction is off in this version: the library's default snapshot would pickle the
@@ -93,7 +96,7 @@ class RaftLog:
         self._propose_timeout_s = propose_timeout_s
         conf = SyncObjConf(
             appendEntriesUseBatch=False,
-            autoTickPeriod=0.01,
+            autoTickPeriod=0.002,
             leaderFallbackTimeout=leader_fallback_s,
             logCompactionMinEntries=2**62,
             logCompactionMinTime=2**62,

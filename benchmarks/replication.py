@@ -1,0 +1,151 @@
+"""The replicated log: orders/s applied on every member, and single-order commit latency.
+
+Run: ``python benchmarks/replication.py``.
+
+Members run in this one process (each with its pysyncobj tick thread; HTTP between them on
+127.0.0.1), which on a 2-core machine makes every figure CPU-bound and pessimistic. In the same
+invocation, a one-member "cluster" (no network, no majority to wait for) is the baseline.
+Orders are proposed directly to the replication layer through a `Batcher` at the leader:
+
+* throughput: ``--orders`` orders, at most ``--in-flight`` outstanding, timed until every
+  member has applied all of them;
+* latency: ``--sequential`` orders one after another, each timed from submit to its outcome
+  (committed and applied on the proposing member); the batcher's linger is 0 here.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from peerbook.engine import Engine
+from peerbook.errors import RpcError
+from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache.protocol import Json
+from peerbook.replication import Batcher, OrderStateMachine
+from peerbook.replication.raft_adapter import RaftLog
+from peerbook.replication.raft_transport import RAFT_BODY_BYTES_MAX, RAFT_SERVICE_KEY, RaftEndpoint
+
+SECRET = os.urandom(32)
+
+
+def _order(index: int) -> list[Any]:
+    side = "buy" if index % 2 else "sell"
+    price = f"{30_000 + (index * 7919) % 11 - 5}"
+    return ["BTC/USD", "limit", side, "0.0010", price, {"clientOrderId": f"b{index}"}]
+
+
+class _Cluster:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.endpoints = [RaftEndpoint(SECRET) for _ in range(size)]
+        self.servers: list[RpcServer] = []
+        self.clients = [RpcClient(Link("http://127.0.0.1:9")) for _ in range(size)]
+        self.machines = [OrderStateMachine(Engine()) for _ in range(size)]
+        self.logs: list[RaftLog] = []
+
+    async def start(self) -> None:
+        for endpoint in self.endpoints:
+
+            async def handle(key: str, payload: Json, endpoint: RaftEndpoint = endpoint) -> Json:
+                if key != RAFT_SERVICE_KEY:
+                    raise RpcError(f"unknown service {key}")
+                return endpoint.receive(payload)
+
+            server = RpcServer(handle, body_bytes_max=RAFT_BODY_BYTES_MAX)
+            await server.start()
+            self.servers.append(server)
+        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
+        for address, machine, endpoint, client in zip(
+            addresses, self.machines, self.endpoints, self.clients, strict=True
+        ):
+            partners = [a for a in addresses if a != address]
+            self.logs.append(
+                RaftLog(address, partners, machine, endpoint=endpoint, client=client, secret=SECRET)
+            )
+        async with asyncio.timeout(20):
+            while not any(log.role == "leader" for log in self.logs):
+                await asyncio.sleep(0.02)
+
+    @property
+    def leader(self) -> RaftLog:
+        return next(log for log in self.logs if log.role == "leader")
+
+    async def stop(self) -> None:
+        for log in self.logs:
+            log.close()
+        for client in self.clients:
+            await client.close()
+        for server in self.servers:
+            await server.stop()
+
+
+async def _throughput(size: int, orders: int, in_flight: int) -> float:
+    cluster = _Cluster(size)
+    await cluster.start()
+    try:
+        batcher = Batcher("bench", cluster.leader.propose)
+        remaining = iter(range(orders))
+
+        async def worker() -> None:
+            for index in remaining:
+                await batcher.submit("createOrder", "bench", _order(index))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        async with asyncio.timeout(60):
+            while min(m.engine.sequence for m in cluster.machines) < orders:
+                await asyncio.sleep(0.001)
+        elapsed = time.perf_counter() - started
+        if len({m.engine.digest() for m in cluster.machines}) != 1:
+            raise RuntimeError("members disagree")
+        return orders / elapsed
+    finally:
+        await cluster.stop()
+
+
+async def _latency(size: int, count: int) -> tuple[float, float]:
+    cluster = _Cluster(size)
+    await cluster.start()
+    try:
+        batcher = Batcher("bench", cluster.leader.propose, linger_s=0)
+        times = []
+        for index in range(count):
+            started = time.perf_counter()
+            await batcher.submit("createOrder", "bench", _order(index))
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        return statistics.median(times), times[min(len(times) - 1, len(times) * 99 // 100)]
+    finally:
+        await cluster.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--in-flight", type=int, default=1_000)
+    parser.add_argument("--sequential", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(
+        f"throughput: {args.orders} orders, {args.in_flight} in flight, median of {args.runs}; "
+        f"latency: {args.sequential} sequential orders"
+    )
+    print(f"{'members':<9}{'orders/s applied on all':>25}{'commit p50 ms':>15}{'p99 ms':>9}")
+    results = {}
+    for size in (1, 3):
+        rates = [
+            asyncio.run(_throughput(size, args.orders, args.in_flight)) for _ in range(args.runs)
+        ]
+        p50, p99 = asyncio.run(_latency(size, args.sequential))
+        results[size] = statistics.median(rates)
+        print(f"{size:<9}{results[size]:>25,.0f}{p50:>15.3f}{p99:>9.3f}")
+    print(f"3 members / 1 member throughput: {results[3] / results[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
