@@ -15,21 +15,13 @@ Orders are proposed directly to the replication layer through a `Batcher` at the
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from peerbook.engine import Engine
-from peerbook.errors import RpcError
-from peerbook.grenache import Link, RpcClient, RpcServer
-from peerbook.grenache.protocol import Json
-from peerbook.replication import Batcher, OrderStateMachine
-from peerbook.replication.raft_adapter import RaftLog
-from peerbook.replication.raft_transport import RAFT_BODY_BYTES_MAX, RAFT_SERVICE_KEY, RaftEndpoint
-
-SECRET = os.urandom(32)
+from peerbook.replication import Batcher
+from peerbook.testing.cluster import InProcessCluster
 
 
 def _order(index: int) -> list[Any]:
@@ -38,53 +30,8 @@ def _order(index: int) -> list[Any]:
     return ["BTC/USD", "limit", side, "0.0010", price, {"clientOrderId": f"b{index}"}]
 
 
-class _Cluster:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.endpoints = [RaftEndpoint(SECRET) for _ in range(size)]
-        self.servers: list[RpcServer] = []
-        self.clients = [RpcClient(Link("http://127.0.0.1:9")) for _ in range(size)]
-        self.machines = [OrderStateMachine(Engine()) for _ in range(size)]
-        self.logs: list[RaftLog] = []
-
-    async def start(self) -> None:
-        for endpoint in self.endpoints:
-
-            async def handle(key: str, payload: Json, endpoint: RaftEndpoint = endpoint) -> Json:
-                if key != RAFT_SERVICE_KEY:
-                    raise RpcError(f"unknown service {key}")
-                return endpoint.receive(payload)
-
-            server = RpcServer(handle, body_bytes_max=RAFT_BODY_BYTES_MAX)
-            await server.start()
-            self.servers.append(server)
-        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
-        for address, machine, endpoint, client in zip(
-            addresses, self.machines, self.endpoints, self.clients, strict=True
-        ):
-            partners = [a for a in addresses if a != address]
-            self.logs.append(
-                RaftLog(address, partners, machine, endpoint=endpoint, client=client, secret=SECRET)
-            )
-        async with asyncio.timeout(20):
-            while not any(log.role == "leader" for log in self.logs):
-                await asyncio.sleep(0.02)
-
-    @property
-    def leader(self) -> RaftLog:
-        return next(log for log in self.logs if log.role == "leader")
-
-    async def stop(self) -> None:
-        for log in self.logs:
-            log.close()
-        for client in self.clients:
-            await client.close()
-        for server in self.servers:
-            await server.stop()
-
-
 async def _throughput(size: int, orders: int, in_flight: int) -> float:
-    cluster = _Cluster(size)
+    cluster = InProcessCluster(size)
     await cluster.start()
     try:
         batcher = Batcher("bench", cluster.leader.propose)
@@ -108,7 +55,7 @@ async def _throughput(size: int, orders: int, in_flight: int) -> float:
 
 
 async def _latency(size: int, count: int) -> tuple[float, float]:
-    cluster = _Cluster(size)
+    cluster = InProcessCluster(size)
     await cluster.start()
     try:
         batcher = Batcher("bench", cluster.leader.propose, linger_s=0)
