@@ -124,7 +124,7 @@ class RaftLog:
             UnknownOutcomeError: the entry may or may not have been applied (leader change,
                 or no answer within ``propose_timeout_s``).
         """
-        if not self._member.hasQuorum:
+        if not self.has_quorum:
             raise ReplicationError("this member does not reach a majority of the cluster")
         future: asyncio.Future[list[Outcome]] = self._loop.create_future()
 
@@ -145,6 +145,11 @@ class RaftLog:
     def role(self) -> str:
         """``leader`` or ``follower`` (a candidate counts as a follower)."""
         return "leader" if self._member._isLeader() else "follower"
+
+    @property
+    def has_quorum(self) -> bool:
+        """Whether this member is in touch with a majority of the cluster (itself included)."""
+        return bool(self._member.hasQuorum)
 
     @property
     def leader(self) -> str | None:
