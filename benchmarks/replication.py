@@ -2,26 +2,37 @@
 
 Run: ``python benchmarks/replication.py``.
 
-Members run in this one process (each with its pysyncobj tick thread; HTTP between them on
-127.0.0.1), which on a 2-core machine makes every figure CPU-bound and pessimistic. In the same
-invocation, a one-member "cluster" (no network, no majority to wait for) is the baseline.
-Orders are proposed directly to the replication layer through a `Batcher` at the leader:
+Two setups are measured in one invocation:
+
+* **in one process** (`InProcessCluster`: every member's Raft and HTTP on one event loop),
+  against a one-member "cluster" (no network, no majority) as the baseline. Orders are
+  proposed directly to the replication layer through a `Batcher` at the leader:
 
 * throughput: ``--orders`` orders, at most ``--in-flight`` outstanding, timed until every
   member has applied all of them;
 * latency: ``--sequential`` orders one after another, each timed from submit to its outcome
   (committed and applied on the proposing member); the batcher's linger is 0 here.
+
+* **one member per process** (`MemberProcesses`, the deployment shape), driven over the
+  members' control RPC at the leader: the same sequential latency (plus that RPC hop) and the
+  throughput of 10 clients each sending 20 requests of 100 orders, until all members agree.
+
+On a 2-core machine three members and the client share two cores: every figure is CPU-bound.
 """
 
 import argparse
 import asyncio
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from peerbook.grenache import Link, RpcClient
 from peerbook.replication import Batcher
 from peerbook.testing.cluster import InProcessCluster
+from peerbook.testing.member import MemberProcesses
 
 
 def _order(index: int) -> list[Any]:
@@ -70,6 +81,42 @@ async def _latency(size: int, count: int) -> tuple[float, float]:
         await cluster.stop()
 
 
+def _process_command(owner: str, index: int) -> dict[str, Any]:
+    return {"op": "createOrder", "owner": owner, "args": _order(index)}
+
+
+async def _processes(sequential: int) -> tuple[float, float, float]:
+    client = RpcClient(Link("http://127.0.0.1:9"))
+    group = MemberProcesses(Path(tempfile.mkdtemp(prefix="peerbook-bench-")), 3)
+    try:
+        for index in range(3):
+            group.start(index)
+        leader = await group.wait_ready(client)
+        times = []
+        for index in range(sequential):
+            started = time.perf_counter()
+            await group.control(client, leader, "submit", [_process_command("s", index)])
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        sent = 0
+
+        async def worker(k: int) -> None:
+            nonlocal sent
+            for j in range(20):
+                batch = [_process_command(f"t{k}", j * 100 + m) for m in range(100)]
+                await group.control(client, leader, "submit", batch)
+                sent += len(batch)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(10)))
+        await group.wait_converged(client)
+        rate = sent / (time.perf_counter() - started)
+        return statistics.median(times), times[min(len(times) - 1, len(times) * 99 // 100)], rate
+    finally:
+        group.stop_all()
+        await client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -92,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         results[size] = statistics.median(rates)
         print(f"{size:<9}{results[size]:>25,.0f}{p50:>15.3f}{p99:>9.3f}")
     print(f"3 members / 1 member throughput: {results[3] / results[1]:.2f}")
+    p50, p99, rate = asyncio.run(_processes(args.sequential))
+    print(
+        f"3 member processes: {rate:,.0f} orders/s applied on all; sequential commit via the "
+        f"control RPC p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@ Grenache RPC requests (``[rid, key, payload]`` over HTTP, `peerbook.grenache`), 
 signed with HMAC-SHA256 under the cluster secret and refused unparsed if the signature is
 wrong or the batch replays an old one.
 
-Theory of operation: pysyncobj runs on its own tick thread; the HTTP server and clients run
-on an asyncio loop in another thread. `send` (tick thread) encodes the message and hands it to
+Theory of operation: `send` (called by the library's tick) encodes the message and hands it to
 the destination's outbox on the loop; one sender task per peer posts its outbox in order
 (several messages per request), which keeps per-peer delivery in order as Raft needs. Incoming
-batches (loop thread) are checked, decoded and queued; a pipe wakes the tick thread, which
-delivers them to pysyncobj. Connectivity is synthesised: a peer is "connected" once a request
-to it succeeds and "disconnected" when one fails; a disconnected peer is pinged until it
-answers. Messages to a disconnected peer are dropped, as on a broken TCP connection.
+batches are checked, decoded and queued, and a tick is requested; the tick delivers them to
+pysyncobj. The tick may run on the loop (as `RaftLog` does) or on the library's own thread:
+the queue and the pipe the library polls make both safe. Connectivity is synthesised: a peer
+is "connected" once a request to it succeeds and "disconnected" when one fails; a
+disconnected peer is pinged until it answers. Messages to a disconnected peer are dropped,
+as on a broken TCP connection.
 """
 
 import asyncio
@@ -101,6 +102,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         client: the RPC client used to reach the other members.
         endpoint: the receiving half, wired to this member's RPC server.
         secret: the cluster secret that signs every batch.
+        wake: asks for a library tick soon (called on the loop when something arrives).
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         client: RpcClient,
         endpoint: RaftEndpoint,
         secret: bytes,
+        wake: Callable[[], None],
     ) -> None:
         super().__init__(sync_obj, self_node, other_nodes)
+        self._wake = wake
         self._loop = loop
         self._client = client
         self._secret = secret
@@ -180,6 +184,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def _notify(self, kind: str, node_id: str, message: Any = None) -> None:
         self._inbox.put((kind, node_id, message))
         self._notifier.notify()
+        self._wake()
 
     # -- loop thread -----------------------------------------------------------------------
 

@@ -17,12 +17,16 @@ the peer: the peer (`peerbook node`) adds discovery, authentication and the cont
 import argparse
 import asyncio
 import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from peerbook.engine import Engine
-from peerbook.errors import PeerbookError, RpcError
+from peerbook.errors import GrenacheError, PeerbookError, RpcError
 from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.replication import Batcher, OrderStateMachine
@@ -33,9 +37,98 @@ from peerbook.replication.raft_transport import (
     RaftEndpoint,
 )
 
-__all__ = ["CONTROL_KEY", "main"]
+__all__ = ["CONTROL_KEY", "MemberProcesses", "main"]
 
 CONTROL_KEY = "peerbook:test-control"
+
+
+class MemberProcesses:
+    """Member processes on 127.0.0.1 with journals under ``root``; stopped by PID only.
+
+    Use `start` for each index, `kill` for a kill -9, `stop_all` (SIGTERM, then SIGKILL after
+    10 s) when done; `control` sends a control request to one member.
+    """
+
+    def __init__(self, root: Path, count: int) -> None:
+        ports = []
+        for _ in range(count):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                ports.append(probe.getsockname()[1])
+        self.addresses = [f"127.0.0.1:{port}" for port in ports]
+        self.secret = os.urandom(32).hex()
+        self.dirs = [root / f"member{i}" for i in range(count)]
+        for directory in self.dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[int, subprocess.Popen[str]] = {}
+
+    def start(self, index: int) -> None:
+        """Start (or restart, from its journal) member ``index``; returns once it serves."""
+        partners = ",".join(a for a in self.addresses if a != self.addresses[index])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "peerbook.testing.member", "--address", self.addresses[index],
+             "--partners", partners, "--secret", self.secret, "--data-dir", str(self.dirs[index])],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        if json.loads(process.stdout.readline() or "null") != {"ready": True}:
+            process.kill()
+            process.wait(timeout=10)
+            raise RuntimeError(f"member {index} did not start")
+        self.processes[index] = process
+
+    def kill(self, index: int) -> None:
+        """kill -9 member ``index``."""
+        process = self.processes.pop(index)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        """Stop every member this object started."""
+        for index in list(self.processes):
+            process = self.processes.pop(index)
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    async def control(self, client: RpcClient, index: int, *request: Json) -> Json:
+        """Send one control request to member ``index``."""
+        return await client.send(self.addresses[index], CONTROL_KEY, list(request), timeout_s=15)
+
+    async def statuses(self, client: RpcClient) -> dict[int, Json]:
+        """The status of every running member that answers."""
+        found = {}
+        for index in self.processes:
+            try:
+                found[index] = await self.control(client, index, "status")
+            except GrenacheError:
+                continue
+        return found
+
+    async def wait_ready(self, client: RpcClient, timeout_s: float = 20) -> int:
+        """Wait until one member leads and every running one reaches a majority; the leader."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                found = await self.statuses(client)
+                leaders = [i for i, s in found.items() if s["role"] == "leader"]
+                complete = len(found) == len(self.processes)
+                if leaders and complete and all(s["quorum"] for s in found.values()):
+                    return leaders[0]
+                await asyncio.sleep(0.1)
+
+    async def wait_converged(self, client: RpcClient, timeout_s: float = 30) -> dict[int, Json]:
+        """Wait until every running member reports the same sequence and digest."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                found = await self.statuses(client)
+                states = {(s["sequence"], s["digest"]) for s in found.values()}
+                if len(found) == len(self.processes) and len(states) == 1:
+                    return found
+                await asyncio.sleep(0.1)
 
 
 async def _run(args: argparse.Namespace) -> None:
