@@ -47,11 +47,17 @@ def test_three_member_processes_converge(tmp_path: Path) -> None:
                     )
                     for i in range(15)
                 ]
+                batches += [  # and a burst at one member, the load that used to cause truncation
+                    group.control(client, 0, "submit", [command(f"b{k}", j) for j in range(100)])
+                    for k in range(10)
+                ]
                 replies = await asyncio.gather(*batches)
                 errors = [r for reply in replies for r in reply if "ok" not in r]
                 assert not errors, errors[:3]
                 found = await group.wait_converged(client)
-                assert {s["sequence"] for s in found.values()} == {300}
+                assert {s["sequence"] for s in found.values()} == {1300}
+                # The §5.3 probe: no follower ever cut entries it had already applied.
+                assert "truncating already-applied" not in group.logs()
         finally:
             await client.close()
 

@@ -32,6 +32,7 @@ from pysyncobj.transport import Transport
 from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
 from peerbook.grenache import RpcClient
 from peerbook.replication.codec import decode_message, encode_message
+from peerbook.replication.overlap import trim_overlap
 
 __all__ = ["RAFT_BODY_BYTES_MAX", "RAFT_SERVICE_KEY", "GrenacheRaftTransport", "RaftEndpoint"]
 
@@ -118,6 +119,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         wake: Callable[[], None],
     ) -> None:
         super().__init__(sync_obj, self_node, other_nodes)
+        self._sync_obj = sync_obj
         self._wake = wake
         self._loop = loop
         self._client = client
@@ -179,7 +181,22 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 self._connected.discard(node_id)
                 self._onNodeDisconnected(node)
             elif kind == "message" and node_id in self._connected:
+                if isinstance(message, dict) and message.get("type") == "append_entries":
+                    message = self._without_overlap(message)
                 self._onMessageReceived(node, message)
+
+    def _without_overlap(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Apply Raft's §5.3 rule the library gets wrong (`peerbook.replication.overlap`).
+        Reads the library's private log accessors: pinned pysyncobj 0.3.17."""
+        if "prevLogIdx" not in message or "transmission" in message:
+            return message
+        log = self._sync_obj._SyncObj__raftLog
+        if not len(log):
+            return message
+        local = self._sync_obj._SyncObj__getEntries(
+            message["prevLogIdx"], len(message.get("entries") or ()) + 2
+        )
+        return trim_overlap(message, local, log[-1])
 
     def _notify(self, kind: str, node_id: str, message: Any = None) -> None:
         self._inbox.put((kind, node_id, message))

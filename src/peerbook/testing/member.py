@@ -44,6 +44,7 @@ CONTROL_KEY = "peerbook:test-control"
 
 class MemberProcesses:
     """Member processes on 127.0.0.1 with journals under ``root``; stopped by PID only.
+    Each member's log (its standard error) goes to ``member.log`` in its directory.
 
     Use `start` for each index, `kill` for a kill -9, `stop_all` (SIGTERM, then SIGKILL after
     10 s) when done; `control` sends a control request to one member.
@@ -69,6 +70,7 @@ class MemberProcesses:
             [sys.executable, "-m", "peerbook.testing.member", "--address", self.addresses[index],
              "--partners", partners, "--secret", self.secret, "--data-dir", str(self.dirs[index])],
             stdout=subprocess.PIPE,
+            stderr=(self.dirs[index] / "member.log").open("a"),
             text=True,
         )  # fmt: skip
         assert process.stdout is not None
@@ -119,6 +121,12 @@ class MemberProcesses:
                 if leaders and complete and all(s["quorum"] for s in found.values()):
                     return leaders[0]
                 await asyncio.sleep(0.1)
+
+    def logs(self) -> str:
+        """Every member's log so far, concatenated."""
+        return "".join(
+            (d / "member.log").read_text() for d in self.dirs if (d / "member.log").exists()
+        )
 
     async def wait_converged(self, client: RpcClient, timeout_s: float = 30) -> dict[int, Json]:
         """Wait until every running member reports the same sequence and digest."""
