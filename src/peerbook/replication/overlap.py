@@ -17,6 +17,7 @@ term (a leader never changes an entry of its term: Raft's Log Matching property)
 message is left to the library.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["trim_overlap"]
@@ -25,26 +26,31 @@ Entry = tuple[bytes, int, int]  # (command, index, term), as pysyncobj stores th
 
 
 def trim_overlap(
-    message: dict[str, Any], local: list[Entry], local_last: Entry | None
+    message: dict[str, Any],
+    entry_at: Callable[[int], Entry | None],
+    last_index: int,
+    commit_index: int,
 ) -> dict[str, Any]:
     """The message to hand to the library instead of ``message``.
 
     Args:
         message: an ``append_entries`` message with ``prevLogIdx`` (a heartbeat carries no
             entries, and is just as able to truncate).
-        local: the follower's entries from ``prevLogIdx`` on, at least one more than the
-            message carries (fewer if the log ends sooner).
-        local_last: the follower's last entry, or None for an empty log.
+        entry_at: the follower's entry at an index, or None if it has none there.
+        last_index: the index of the follower's last entry.
+        commit_index: the follower's commit index: entries up to it are committed, and a
+            committed entry is in every later leader's log (Raft's Leader Completeness).
     """
     entries: list[Entry] = message.get("entries") or []
-    if "transmission" in message or not local or local_last is None:
+    if "transmission" in message:
         return message
-    previous = local[0]
-    if previous[1] != message["prevLogIdx"] or previous[2] != message["prevLogTerm"]:
+    previous = entry_at(message["prevLogIdx"])
+    if previous is None or previous[2] != message["prevLogTerm"]:
         return message  # the library answers a mismatch itself
     matched = 0
-    for offset, entry in enumerate(entries, start=1):
-        if offset >= len(local) or local[offset][1:] != entry[1:]:
+    for entry in entries:
+        local = entry_at(entry[1])
+        if local is None or local[2] != entry[2]:
             break
         matched += 1
     if matched < len(entries):
@@ -59,9 +65,14 @@ def trim_overlap(
         }
     # Every entry matched (a heartbeat matches trivially): nothing should be deleted.
     last = entries[-1] if entries else previous
-    if local_last[1] == last[1]:
+    if last_index == last[1]:
         return {**message, "prevLogIdx": last[1], "prevLogTerm": last[2], "entries": []}
-    after = local[len(entries) + 1] if len(local) > len(entries) + 1 else None
-    if after is not None and after[2] == message["term"]:
-        return {**message, "prevLogIdx": local_last[1], "prevLogTerm": local_last[2], "entries": []}
+    # The follower holds more. Its committed entries are in the leader's log; an uncommitted
+    # one is too if it is of the leader's own term (terms never decrease along a log, so the
+    # first uncommitted entry tells for all that follow).
+    first_unsure = entry_at(max(last[1], commit_index) + 1)
+    if first_unsure is None or first_unsure[2] == message["term"]:
+        end = entry_at(last_index)
+        if end is not None:
+            return {**message, "prevLogIdx": end[1], "prevLogTerm": end[2], "entries": []}
     return message

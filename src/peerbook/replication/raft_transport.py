@@ -193,10 +193,13 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         log = self._sync_obj._SyncObj__raftLog
         if not len(log):
             return message
-        local = self._sync_obj._SyncObj__getEntries(
-            message["prevLogIdx"], len(message.get("entries") or ()) + 2
-        )
-        return trim_overlap(message, local, log[-1])
+        first = log[0][1]
+
+        def entry_at(index: int) -> Any:
+            position = index - first
+            return log[position] if 0 <= position < len(log) else None
+
+        return trim_overlap(message, entry_at, log[-1][1], self._sync_obj.raftCommitIndex)
 
     def _notify(self, kind: str, node_id: str, message: Any = None) -> None:
         self._inbox.put((kind, node_id, message))
