@@ -39,6 +39,21 @@ function reportCrashes () {
   })
 }
 
+// On SIGTERM/SIGINT: stop the announce timer, the peer and the link, report, exit 0.
+// onStop runs first (e.g. to end a publishing loop).
+function stopOnSignals (timer, peer, link, onStop = () => {}) {
+  const stop = (signal) => {
+    onStop()
+    clearInterval(timer)
+    peer.stop()
+    link.stop()
+    emit({ stopped: true, signal })
+    exit(0)
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
 function safetyNet (ms, what) {
   reportCrashes()
   const timer = setTimeout(() => {
@@ -125,6 +140,7 @@ module.exports = {
   errorInfo,
   exit,
   freePort,
+  stopOnSignals,
   parseCli,
   parseInteger,
   parseJson,

@@ -21,7 +21,7 @@ const Link = require('grenache-nodejs-link')
 const { PeerPub } = require('grenache-nodejs-ws')
 const {
   announceUntilStored, emit, errorInfo, exit, freePort, parseCli, parseInteger, parseJson,
-  safetyNet, sleep, usageError, whenListening
+  safetyNet, sleep, stopOnSignals, usageError, whenListening
 } = require('./common')
 
 const USAGE = 'pub.js --grape URL --service NAME [--port N] [--interval MS] [--wait-subscribers N] ' +
@@ -77,16 +77,7 @@ async function main () {
   const announcer = setInterval(() => link.announce(name, port, { timeout: 2000, retry: 1 }, () => {}), announceInterval)
 
   let stopping = false
-  const stop = (signal) => {
-    stopping = true
-    clearInterval(announcer)
-    peer.stop()
-    link.stop()
-    emit({ stopped: true, signal })
-    exit(0)
-  }
-  process.once('SIGTERM', () => stop('SIGTERM'))
-  process.once('SIGINT', () => stop('SIGINT'))
+  stopOnSignals(announcer, peer, link, () => { stopping = true })
 
   emit({ ready: true, port, service: name, announce: outcome.result })
 

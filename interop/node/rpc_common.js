@@ -7,7 +7,7 @@
 const Link = require('grenache-nodejs-link')
 const {
   announceUntilStored, emit, errorInfo, exit, freePort, parseCli, parseInteger, parseJson,
-  safetyNet, usageError, whenListening
+  safetyNet, stopOnSignals, usageError, whenListening
 } = require('./common')
 
 // ------------------------------------------------------------------ server
@@ -75,15 +75,7 @@ async function runServer (Grenache, script) {
     for (const name of values.service) link.announce(name, port, { timeout: 2000, retry: 1 }, () => {})
   }, interval)
 
-  const stop = (signal) => {
-    clearInterval(timer)
-    peer.stop()
-    link.stop()
-    emit({ stopped: true, signal })
-    exit(0)
-  }
-  process.once('SIGTERM', () => stop('SIGTERM'))
-  process.once('SIGINT', () => stop('SIGINT'))
+  stopOnSignals(timer, peer, link)
 
   emit({ ready: true, port, id, services: values.service, announce: announced })
 }
