@@ -70,9 +70,11 @@ class RaftLog:
     """This member's handle on the replicated log.
 
     Args:
-        address: this member's ``host:port`` (its RPC server, which must route requests for
-            `RAFT_SERVICE_KEY` to ``endpoint.receive``).
-        partners: the other voting members' addresses.
+        address: this member's node id, a `member_id` or a bare ``host:port``, naming its Raft
+            RPC server (which must route requests for `RAFT_SERVICE_KEY` to
+            ``endpoint.receive``).
+        partners: the other voting members' node ids as this member last knew them; the
+            journal's membership changes are applied on top when it is replayed.
         machine: the state machine committed entries are applied to.
         endpoint: the receiving half of the transport, wired to the RPC server.
         client: the RPC client used to reach the partners.
@@ -109,7 +111,7 @@ class RaftLog:
             logCompactionMinEntries=2**62,
             logCompactionMinTime=2**62,
             journalFile=None if data_dir is None else str(data_dir / "raft.journal"),
-            dynamicMembershipChange=False,
+            dynamicMembershipChange=True,
         )
         transport = functools.partial(
             GrenacheRaftTransport,
@@ -119,6 +121,7 @@ class RaftLog:
             secret=secret,
             wake=self._wake.set,
         )
+        self.address = address
         self._member = _Member(
             machine,
             Node(address),
@@ -173,6 +176,44 @@ class RaftLog:
                 "be applied"
             ) from exc
 
+    async def add_member(self, node_id: str) -> None:
+        """Add a voting member (one change at a time, as the library requires); returns once
+        the change is committed. The new member must already be running, with the current
+        members as its partners, when there are two members or fewer, since it then counts
+        towards the majority that commits its own addition.
+
+        Raises:
+            ReplicationError, UnknownOutcomeError: as `propose`.
+        """
+        await self._change(self._member.addNodeToCluster, node_id)
+
+    async def remove_member(self, node_id: str) -> None:
+        """Remove a voting member; returns once the change is committed (as `add_member`)."""
+        await self._change(self._member.removeNodeFromCluster, node_id)
+
+    async def _change(self, change: Any, node_id: str) -> None:
+        future: asyncio.Future[Any] = self._loop.create_future()
+
+        def settle(result: Any, error: int) -> None:
+            self._loop.call_soon_threadsafe(_settle, future, result, error)
+
+        change(node_id, callback=settle)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._propose_timeout_s):
+                await future
+        except TimeoutError as exc:
+            raise UnknownOutcomeError(
+                f"membership change for {node_id} not confirmed within "
+                f"{self._propose_timeout_s:g} s"
+            ) from exc
+
+    @property
+    def members(self) -> list[str]:
+        """The node ids of the voting members as this member knows them, itself included."""
+        others = (str(node.id) for node in self._member.otherNodes)
+        return sorted({self.address, *others})
+
     @property
     def role(self) -> str:
         """``leader`` or ``follower`` (a candidate counts as a follower)."""
@@ -195,7 +236,7 @@ class RaftLog:
         self._member.destroy()
 
 
-def _settle(future: asyncio.Future[list[Outcome]], result: Any, error: int) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:
     if future.done():
         return
     if error == FAIL_REASON.SUCCESS:

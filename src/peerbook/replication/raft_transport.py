@@ -34,7 +34,15 @@ from peerbook.grenache import RpcClient
 from peerbook.replication.codec import decode_message, encode_message
 from peerbook.replication.overlap import trim_overlap
 
-__all__ = ["RAFT_BODY_BYTES_MAX", "RAFT_SERVICE_KEY", "GrenacheRaftTransport", "RaftEndpoint"]
+__all__ = [
+    "RAFT_BODY_BYTES_MAX",
+    "RAFT_SERVICE_KEY",
+    "GrenacheRaftTransport",
+    "RaftEndpoint",
+    "member_address",
+    "member_id",
+    "member_peer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +54,24 @@ _BATCH_BYTES_MAX = 4 << 20
 _BATCH_MAX = 256
 _RETRY_S = 0.2
 _SEND_TIMEOUT_S = 2.0
+
+
+def member_id(peer: str, address: str) -> str:
+    """The Raft node id of a member: ``PEER@host:port``. The peer id travels with the address
+    so that every member can name the others by peer id (``fetchStatus``) from the Raft
+    configuration alone, and the address so that Raft traffic needs no grape lookup (a grape
+    outage must not stop the cluster)."""
+    return f"{peer}@{address}"
+
+
+def member_address(node_id: str) -> str:
+    """The ``host:port`` of a member's Raft server (a bare ``host:port`` id is its own)."""
+    return node_id.rpartition("@")[2]
+
+
+def member_peer(node_id: str) -> str:
+    """The peer id of a member (the whole id if it carries none)."""
+    return node_id.partition("@")[0] if "@" in node_id else node_id
 
 
 def _mac(secret: bytes, sender: str, boot: str, counter: int, body: str) -> str:
@@ -97,8 +123,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     ``transportClass=functools.partial(GrenacheRaftTransport, loop=..., client=..., ...)``.
 
     Args:
-        sync_obj, self_node, other_nodes: as pysyncobj passes them; node ids are ``host:port``
-            of each member's RPC server.
+        sync_obj, self_node, other_nodes: as pysyncobj passes them; node ids are `member_id`
+            strings (or bare ``host:port``) naming each member's Raft RPC server.
         loop: the asyncio loop the RPC server and ``client`` run on.
         client: the RPC client used to reach the other members.
         endpoint: the receiving half, wired to this member's RPC server.
@@ -254,4 +280,6 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             "messages": body,
             "mac": _mac(self._secret, self._self_id, self._boot, self._counter, body),
         }
-        await self._client.send(node_id, RAFT_SERVICE_KEY, payload, timeout_s=_SEND_TIMEOUT_S)
+        await self._client.send(
+            member_address(node_id), RAFT_SERVICE_KEY, payload, timeout_s=_SEND_TIMEOUT_S
+        )

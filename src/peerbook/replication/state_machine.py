@@ -16,6 +16,7 @@ Rules:
 """
 
 import json
+from collections.abc import Callable
 from typing import NamedTuple
 
 from peerbook.engine import Engine, Event
@@ -45,12 +46,16 @@ class OrderStateMachine:
         engine: the peer's engine (read it; only this object applies commands to it).
         applied_index: the log index of the last entry applied (0 before any).
         rejected_entries: how many entries were not valid entries.
+        listeners: called after each applied entry with its outcomes, in log order, on
+            whatever thread applies entries; what the peer derives from the event stream (trade
+            history, market-data feed) hangs here. A listener must not raise.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.applied_index = 0
         self.rejected_entries = 0
+        self.listeners: list[Callable[[list[Outcome]], None]] = []
 
     def apply(self, index: int, text: str) -> list[Outcome]:
         """Apply the entry at log ``index``; one outcome per command, in order.
@@ -72,6 +77,8 @@ class OrderStateMachine:
                 outcomes.append(Outcome((), str(command)))
             else:
                 outcomes.append(Outcome(self.engine.apply(command), None))
+        for listener in self.listeners:
+            listener(outcomes)
         return outcomes
 
     def snapshot(self) -> bytes:

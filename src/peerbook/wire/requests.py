@@ -100,12 +100,19 @@ def decode_create(
 
 
 def decode_cancel(
-    owner: str, timestamp: int, args: list[object], markets: Mapping[str, Market]
+    owner: str,
+    timestamp: int,
+    args: list[object],
+    markets: Mapping[str, Market],
+    action: str = "cancelOrder",
 ) -> CancelOrder | RequestError:
     """``cancelOrder`` arguments ``[id, symbol?, params?]``, or ``[null, symbol,
-    {"clientOrderId": ID}]`` to name the owner's order by its client order id."""
+    {"clientOrderId": ID}]`` to name the owner's order by its client order id.
+
+    ``fetchOrder`` takes the same arguments; ``action`` names the caller's action in errors.
+    """
     try:
-        return _decode_cancel(owner, timestamp, args, markets)
+        return _decode_cancel(owner, timestamp, args, markets, action)
     except _Refused as refused:
         return refused.refusal
 
@@ -160,12 +167,12 @@ def _check_order_options(
 
 
 def _decode_cancel(
-    owner: str, timestamp: int, args: list[object], markets: Mapping[str, Market]
+    owner: str, timestamp: int, args: list[object], markets: Mapping[str, Market], action: str
 ) -> CancelOrder:
     if not 1 <= len(args) <= 3:
         raise _Refused(
             ErrorClass.BAD_REQUEST,
-            f"cancelOrder takes 1 to 3 arguments (id, symbol, params), got {len(args)}",
+            f"{action} takes 1 to 3 arguments (id, symbol, params), got {len(args)}",
         )
     symbol_arg = args[1] if len(args) > 1 else None
     symbol = None if symbol_arg is None else _market(symbol_arg, markets).symbol
@@ -175,7 +182,7 @@ def _decode_cancel(
     if raw_id is None:
         if client_order_id is None:
             raise _Refused(
-                ErrorClass.BAD_REQUEST, "cancelOrder needs an order id or params.clientOrderId"
+                ErrorClass.BAD_REQUEST, f"{action} needs an order id or params.clientOrderId"
             )
         return CancelOrder(owner, timestamp, None, client_order_id, symbol)
     return CancelOrder(owner, timestamp, _order_id(raw_id), None, symbol)

@@ -1,0 +1,219 @@
+"""The client commands of contract section 1: ``buy``, ``sell``, ``cancel``, ``order``,
+``orders``, ``book``, ``trades``, ``status``, ``markets`` and ``watch``.
+
+Each is one call of `peerbook.client.Client`, printed as a table for a person or, with
+``--json``, as the raw JSON result for a script. Writes act as the peer whose ``--data-dir``
+is given (its credentials are read there); reads go to that peer, to ``--peer``, or to any.
+Exit status: 0 on success, 1 when the peer answered an error (printed on standard error, with
+its CCXT class), 2 for a usage error.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from peerbook.client import Client, PeerbookClientError
+from peerbook.grenache import Link, Subscriber
+
+__all__ = ["add_client_commands", "run_client_command"]
+
+
+def add_client_commands(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add the client commands to the top-level parser's ``commands``."""
+    for side in ("buy", "sell"):
+        order = commands.add_parser(side, help=f"place a {side} order at your own peer")
+        common(order)
+        order.add_argument("symbol", help="market, e.g. BTC/USD")
+        order.add_argument("amount", help="decimal amount, e.g. 0.5")
+        order.add_argument("price", nargs="?", help="limit price (omit with --market)")
+        order.add_argument("--market", action="store_true", help="a market order")
+        tif = order.add_mutually_exclusive_group()
+        tif.add_argument("--ioc", action="store_true", help="immediate or cancel")
+        tif.add_argument("--fok", action="store_true", help="fill or kill")
+        tif.add_argument("--post-only", action="store_true", help="rest only, never take")
+        order.add_argument("--client-id", help="your idempotency key (clientOrderId)")
+    cancel = commands.add_parser("cancel", help="cancel one of your open orders")
+    common(cancel)
+    cancel.add_argument("order_id")
+    fetch = commands.add_parser("order", help="show one order, in whatever state")
+    common(fetch)
+    fetch.add_argument("order_id")
+    orders = commands.add_parser("orders", help="your peer's open (or --closed) orders")
+    common(orders)
+    orders.add_argument("--closed", action="store_true", help="filled and cancelled orders")
+    orders.add_argument("--symbol", help="one market only")
+    book = commands.add_parser("book", help="the order book of a market")
+    common(book)
+    book.add_argument("symbol")
+    book.add_argument("--depth", type=int, default=10, help="levels per side (default 10)")
+    trades = commands.add_parser("trades", help="the last trades of a market")
+    common(trades)
+    trades.add_argument("symbol")
+    trades.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    status = commands.add_parser("status", help="role, leader, applied sequence and digest")
+    common(status)
+    markets = commands.add_parser("markets", help="the markets with tick and step")
+    common(markets)
+    watch = commands.add_parser("watch", help="follow trades and book updates live")
+    common(watch)
+    watch.add_argument("symbol", nargs="?", help="one market only")
+    watch.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+def _client(args: argparse.Namespace, *, write: bool = False) -> Client:
+    if args.data_dir:
+        return Client.from_data_dir(args.grape, Path(args.data_dir), network=args.network)
+    if write:
+        raise PeerbookClientError(
+            "BadRequest: writes act as your peer: give --data-dir (or PEERBOOK_DATA_DIR)"
+        )
+    return Client(args.grape, network=args.network, peer=args.peer)
+
+
+def _place(client: Client, args: argparse.Namespace) -> Any:
+    if args.price is None and not args.market:
+        raise PeerbookClientError("BadRequest: a limit order needs a PRICE (or use --market)")
+    params: dict[str, Any] = {}
+    if args.client_id:
+        params["clientOrderId"] = args.client_id
+    for flag, tif in (("ioc", "IOC"), ("fok", "FOK"), ("post_only", "PO")):
+        if getattr(args, flag):
+            params["timeInForce"] = tif
+    kind = "market" if args.market else "limit"
+    return client.create_order(args.symbol, kind, args.command, args.amount, args.price, params)
+
+
+_WRITES = frozenset({"buy", "sell", "cancel"})
+
+
+def _call(client: Client, args: argparse.Namespace) -> Any:
+    command = args.command
+    if command in ("buy", "sell"):
+        return _place(client, args)
+    if command == "cancel":
+        return client.cancel_order(args.order_id)
+    if command == "order":
+        return client.fetch_order(args.order_id)
+    if command == "orders":
+        fetch = client.fetch_closed_orders if args.closed else client.fetch_open_orders
+        return fetch(args.symbol)
+    if command == "book":
+        return client.fetch_order_book(args.symbol, args.depth)
+    if command == "trades":
+        return client.fetch_trades(args.symbol, None, args.limit)
+    if command == "status":
+        return [client.fetch_status()] if client.peer is not None else client.fetch_statuses()
+    if command == "markets":
+        return client.fetch_markets()
+    raise AssertionError(f"unhandled command {command}")
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    """Run one client command; the exit status."""
+    if args.command == "watch":
+        return _watch(args)
+    try:
+        with _client(args, write=args.command in _WRITES) as client:
+            result = _call(client, args)
+    except PeerbookClientError as exc:
+        print(f"peerbook {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_human(args.command, result)
+    return 0
+
+
+# -- human output ---------------------------------------------------------------------------
+
+
+def _order_table(orders: list[dict[str, Any]]) -> Table:
+    table = Table("id", "client id", "symbol", "side", "type", "price", "amount", "filled",
+                  "remaining", "status", "state")  # fmt: skip
+    for o in orders:
+        table.add_row(o["id"], o["clientOrderId"] or "", o["symbol"], o["side"], o["type"],
+                      o["price"] or "market", o["amount"], o["filled"], o["remaining"],
+                      o["status"], o["info"]["state"])  # fmt: skip
+    return table
+
+
+def _print_human(command: str, result: Any) -> None:
+    console = Console()
+    if command in ("buy", "sell", "cancel", "order"):
+        console.print(_order_table([result]))
+    elif command == "orders":
+        console.print(_order_table(result) if result else "no orders")
+    elif command == "book":
+        table = Table("bid count", "bid amount", "bid", "ask", "ask amount", "ask count",
+                      title=f"{result['symbol']} at sequence {result['nonce']}")  # fmt: skip
+        bids, asks = result["bids"], result["asks"]
+        for i in range(max(len(bids), len(asks))):
+            bid = bids[i] if i < len(bids) else ["", "", ""]
+            ask = asks[i] if i < len(asks) else ["", "", ""]
+            table.add_row(str(bid[2]), bid[1], bid[0], ask[0], ask[1], str(ask[2]))
+        console.print(table)
+    elif command == "trades":
+        table = Table("id", "time", "side", "price", "amount", "cost")
+        for t in result:
+            table.add_row(t["id"], t["datetime"], t["side"], t["price"], t["amount"], t["cost"])
+        console.print(table)
+    elif command == "status":
+        table = Table("peer", "role", "leader", "applied", "digest", "status", "members")
+        for s in result:
+            info = s["info"]
+            table.add_row(info["peer"], info["role"], info["leader"] or "-", str(info["applied"]),
+                          info["digest"][:16], s["status"], ",".join(info["members"]))  # fmt: skip
+        console.print(table)
+    elif command == "markets":
+        table = Table("symbol", "price tick", "amount step")
+        for m in result:
+            table.add_row(m["symbol"], m["precision"]["price"], m["precision"]["amount"])
+        console.print(table)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    async def follow() -> None:
+        link = Link(args.grape)
+        subscriber = Subscriber(link, f"peerbook:{args.network}:feed")
+        subscriber.start()
+        try:
+            async with asyncio.timeout(args.duration):
+                async for message in subscriber.messages():
+                    _show_feed(args, message)
+        except TimeoutError:
+            pass
+        finally:
+            await subscriber.close()
+            await link.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow())
+    return 0
+
+
+def _show_feed(args: argparse.Namespace, message: str | bytes) -> None:
+    try:
+        event = json.loads(message)
+    except ValueError:
+        return
+    if not isinstance(event, dict) or (args.symbol and event.get("symbol") != args.symbol):
+        return
+    if args.json:
+        print(json.dumps(event), flush=True)
+    elif event.get("channel") == "trades":
+        for t in event.get("data", []):
+            print(f"#{event['nonce']} trade {t['symbol']} {t['side']} {t['amount']} @ "
+                  f"{t['price']}", flush=True)  # fmt: skip
+    elif event.get("channel") == "book":
+        changes = [f"bid {p}={a}" for p, a in event.get("bids", [])]
+        changes += [f"ask {p}={a}" for p, a in event.get("asks", [])]
+        print(f"#{event['nonce']} book {event['symbol']} " + " ".join(changes), flush=True)

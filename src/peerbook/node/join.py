@@ -1,0 +1,166 @@
+"""Joining a network: a new peer proves the cluster secret and is added to the Raft membership.
+
+A peer started without ``--bootstrap`` looks up ``peerbook:NET:rpc`` on its grape and asks one
+of the peers found, under the service key ``peerbook:NET:join`` (answered by every peer's API
+server, announced by none), first for the current members, then, once its own Raft member is
+running with those members as partners, to be added. Both requests carry a proof: the
+HMAC-SHA256, under the cluster secret, of the request's operation, network, peer, Raft
+address and a microsecond nonce that must be within a minute of the receiver's clock.
+
+The addition is the library's membership change, one at a time: a peer that is asked while
+another change is in flight answers ``busy`` and the joiner asks again. Adding a member that
+is already one succeeds, so a joiner that lost the answer can simply retry.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any, Protocol
+
+from peerbook.errors import GrenacheError, PeerbookError, RpcError
+from peerbook.grenache import RpcClient
+from peerbook.grenache.protocol import Json
+from peerbook.replication.raft_transport import member_id
+
+__all__ = ["JoinRefused", "JoinService", "Membership", "join_key", "request_join"]
+
+_log = logging.getLogger(__name__)
+_PROOF_WINDOW_US = 60_000_000
+_OPS = ("members", "add")
+
+
+def join_key(network: str) -> str:
+    """The service key join requests are sent under."""
+    return f"peerbook:{network}:join"
+
+
+class JoinRefused(PeerbookError):
+    """The network refused this peer, or no peer of it could be reached in time."""
+
+
+class Membership(Protocol):
+    """The replicated log's membership, as the join service needs it."""
+
+    @property
+    def members(self) -> list[str]: ...
+
+    async def add_member(self, node_id: str) -> None: ...
+
+
+def _proof(secret: bytes, op: str, network: str, peer: str, raft: str, nonce: int) -> str:
+    message = f"join\n{op}\n{network}\n{peer}\n{raft}\n{nonce}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+class JoinService:
+    """Answers join requests on an existing member.
+
+    Args:
+        network: the network name (part of what the proof covers).
+        secret: the cluster secret.
+        membership: this member's replicated log.
+        voters_max: the largest voting membership this service will grow.
+    """
+
+    def __init__(
+        self, network: str, secret: bytes, membership: Membership, *, voters_max: int = 5
+    ) -> None:
+        self._network = network
+        self._secret = secret
+        self._membership = membership
+        self._voters_max = voters_max
+        self._changing = asyncio.Lock()
+
+    async def handle(self, payload: Json) -> Json:
+        """Answer one join request; RpcError for anything refused."""
+        if not isinstance(payload, dict):
+            raise RpcError("JoinRefused: request is not an object")
+        op, peer, raft = payload.get("op"), payload.get("peer"), payload.get("raft")
+        nonce, proof = payload.get("nonce"), payload.get("proof")
+        if op not in _OPS or not isinstance(peer, str) or not isinstance(raft, str):
+            raise RpcError("JoinRefused: malformed join request")
+        if type(nonce) is not int or not isinstance(proof, str):
+            raise RpcError("JoinRefused: malformed join request")
+        if abs(nonce - time.time_ns() // 1000) > _PROOF_WINDOW_US:
+            raise RpcError("JoinRefused: the request's clock is more than 60 s off")
+        expected = _proof(self._secret, op, self._network, peer, raft, nonce)
+        if not hmac.compare_digest(expected, proof):
+            raise RpcError("JoinRefused: bad proof of the cluster secret")
+        node = member_id(peer, raft)
+        members = self._membership.members
+        if op == "members" or node in members:
+            return {"members": members}
+        if any(m.partition("@")[0] == peer for m in members):
+            raise RpcError(f"JoinRefused: peer id {peer} is taken by another member")
+        if len(members) >= self._voters_max:
+            raise RpcError(
+                f"JoinRefused: the network has {len(members)} voting members, the most it "
+                "takes; non-voting replicas are not supported in this version"
+            )
+        if self._changing.locked():
+            raise RpcError("JoinBusy: another membership change is in progress")
+        async with self._changing:
+            try:
+                await self._membership.add_member(node)
+            except PeerbookError as exc:
+                raise RpcError(f"JoinBusy: {exc}") from exc
+        _log.info("added %s to the membership", node)
+        return {"members": self._membership.members}
+
+
+async def request_join(
+    client: RpcClient,
+    network: str,
+    secret: bytes,
+    peer: str,
+    raft: str,
+    op: str,
+    *,
+    timeout_s: float,
+) -> list[str]:
+    """Send one join request (``op`` ``members`` or ``add``) to any peer of the network and
+    return the members it answers with; retries other peers and busy answers until
+    ``timeout_s``.
+
+    Raises:
+        JoinRefused: refused for good (bad secret, full network, taken id), or no answer in
+            time.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = "no peer of the network answered"
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        nonce = time.time_ns() // 1000
+        payload: dict[str, Any] = {
+            "op": op,
+            "peer": peer,
+            "raft": raft,
+            "nonce": nonce,
+            "proof": _proof(secret, op, network, peer, raft, nonce),
+        }
+        try:
+            peers = await client.link.lookup(f"peerbook:{network}:rpc", fresh=attempt > 1)
+            reply = await client.send(
+                _choose(peers, attempt), join_key(network), payload, timeout_s=15
+            )
+        except RpcError as exc:
+            if str(exc).startswith("JoinRefused"):
+                raise JoinRefused(str(exc)) from exc
+            last = str(exc)
+        except GrenacheError as exc:
+            last = str(exc)
+        else:
+            members = reply.get("members") if isinstance(reply, dict) else None
+            if isinstance(members, list) and all(isinstance(m, str) for m in members):
+                return members
+            last = f"malformed join answer {reply!r:.80}"
+        await asyncio.sleep(min(0.2 * attempt, 1.0))
+    raise JoinRefused(f"could not join network {network} in {timeout_s:g} s: {last}")
+
+
+def _choose(peers: list[str], attempt: int) -> str:
+    """The peer to ask on this attempt: each in turn."""
+    return sorted(peers)[attempt % len(peers)]

@@ -1,0 +1,305 @@
+"""The composition root of one peer: every part wired together, started and stopped in order.
+
+A peer runs two HTTP RPC servers: the API (contract sections 3 and 4, 64 KiB requests,
+announced on the grape) and the Raft server (cluster traffic with entries up to 1 MiB,
+authenticated by the cluster secret, never announced: members know each other's addresses
+from the Raft configuration). Applied log entries feed the engine (through the state
+machine), the trade history and the market-data feed.
+
+Start-up has three cases:
+- first start with ``bootstrap``: a one-member network, which elects itself;
+- first start without it: join an existing network through the grape (`peerbook.node.join`);
+- a restart (``peer.json`` exists): the journal and the last known members; the log is
+  replayed into a fresh engine and the peer catches up from the others.
+"""
+
+import asyncio
+import logging
+import secrets
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from peerbook.engine import Engine
+from peerbook.errors import PeerbookError, RpcError
+from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache.protocol import Json
+from peerbook.node.api import ApiService
+from peerbook.node.auth import Authenticator
+from peerbook.node.datadir import DataDir, Identity
+from peerbook.node.feed import Feed
+from peerbook.node.history import TradeHistory
+from peerbook.node.join import JoinService, join_key, request_join
+from peerbook.replication import Batcher, OrderStateMachine
+from peerbook.replication.raft_adapter import RaftLog
+from peerbook.replication.raft_transport import (
+    RAFT_BODY_BYTES_MAX,
+    RAFT_SERVICE_KEY,
+    RaftEndpoint,
+    member_id,
+    member_peer,
+)
+
+__all__ = ["Peer", "PeerConfig", "StartupError", "run_peer"]
+
+_log = logging.getLogger(__name__)
+_JOIN_TIMEOUT_S = 60.0
+_MEMBERS_SAVE_S = 1.0
+
+
+class StartupError(PeerbookError):
+    """The peer cannot start as configured (the message says why)."""
+
+
+class PeerConfig(NamedTuple):
+    """What ``peerbook node`` is given."""
+
+    grape: str
+    data_dir: Path
+    network: str = "main"
+    host: str = "127.0.0.1"
+    rpc_port: int = 0
+    bootstrap: bool = False
+    secret_file: Path | None = None
+    peer_id: str | None = None
+    voters_max: int = 5
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class _LogStatus:
+    """The replicated log's state in the contract's terms (peer ids, not node ids)."""
+
+    def __init__(self, raft: RaftLog) -> None:
+        self._raft = raft
+
+    @property
+    def role(self) -> str:
+        return self._raft.role
+
+    @property
+    def leader(self) -> str | None:
+        leader = self._raft.leader
+        return None if leader is None else member_peer(leader)
+
+    @property
+    def members(self) -> list[str]:
+        return sorted(member_peer(m) for m in self._raft.members)
+
+    @property
+    def writable(self) -> bool:
+        return self._raft.has_quorum and self._raft.leader is not None
+
+
+class Peer:
+    """One running peer. `start`, then `stop` (also after a failed start)."""
+
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.directory = DataDir(config.data_dir)
+        self.identity: Identity | None = None
+        self.api_server: RpcServer | None = None
+        self._raft_server: RpcServer | None = None
+        self._link = Link(config.grape)
+        self._client = RpcClient(self._link)
+        self._raft: RaftLog | None = None
+        self._batcher: Batcher | None = None
+        self._auth: Authenticator | None = None
+        self._api: ApiService | None = None
+        self._join: JoinService | None = None
+        self._feed: Feed | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.machine = OrderStateMachine(Engine())
+        self.history = TradeHistory(self.machine.engine)
+        self.machine.listeners.append(self.history.on_applied)
+
+    @property
+    def names(self) -> list[str]:
+        """The Grenache names this peer's API is announced under."""
+        assert self.identity is not None
+        network = self.config.network
+        return [f"peerbook:{network}:rpc", f"peerbook:{network}:peer:{self.identity.peer}"]
+
+    def ready_line(self) -> dict[str, Any]:
+        """What ``peerbook node`` prints once ready (contract section 1)."""
+        assert self.identity is not None and self.api_server is not None
+        return {
+            "peer": self.identity.peer,
+            "rpc": f"{self.config.host}:{self.api_server.port}",
+            "network": self.config.network,
+            "data_dir": str(self.config.data_dir),
+        }
+
+    def _secret(self, first_start: bool) -> bytes:
+        config, directory = self.config, self.directory
+        if config.secret_file is not None:
+            try:
+                secret = bytes.fromhex(config.secret_file.read_text().strip())
+            except (OSError, ValueError) as exc:
+                raise StartupError(f"cannot read the cluster secret: {exc}") from exc
+            if len(secret) < 16:
+                raise StartupError("the cluster secret must be at least 16 bytes (32 hex)")
+            directory.save_cluster_secret(secret)
+            return secret
+        kept = directory.cluster_secret()
+        if kept is not None:
+            return kept
+        if first_start and config.bootstrap:
+            secret = secrets.token_bytes(32)
+            directory.save_cluster_secret(secret)
+            return secret
+        raise StartupError("joining a network needs its cluster secret: pass --secret-file")
+
+    def _identity(self) -> tuple[Identity, bool]:
+        try:
+            known = self.directory.identity()
+        except (OSError, ValueError) as exc:
+            raise StartupError(str(exc)) from exc
+        if known is not None:
+            if known.network != self.config.network:
+                raise StartupError(
+                    f"{self.config.data_dir} belongs to network {known.network}, "
+                    f"not {self.config.network}"
+                )
+            return known, False
+        peer = self.config.peer_id or f"p-{secrets.token_hex(3)}"
+        raft = f"{self.config.host}:{_free_port(self.config.host)}"
+        return Identity(peer, self.config.network, raft), True
+
+    async def start(self) -> None:
+        """Serve, join or recover, and announce.
+
+        Raises:
+            StartupError, JoinRefused, OSError: the peer could not start.
+        """
+        config = self.config
+        identity, first_start = self._identity()
+        if first_start and not config.bootstrap and config.secret_file is None:
+            raise StartupError("joining a network needs its cluster secret: pass --secret-file")
+        secret = self._secret(first_start)
+        self.identity = identity
+        self_id = member_id(identity.peer, identity.raft)
+        endpoint = RaftEndpoint(secret)
+        host, port = identity.raft.rsplit(":", 1)
+        self._raft_server = RpcServer(
+            self._raft_handler(endpoint), host=host, port=int(port),
+            body_bytes_max=RAFT_BODY_BYTES_MAX,
+        )  # fmt: skip
+        await self._raft_server.start()
+        self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
+        await self.api_server.start()
+        if first_start and not config.bootstrap:
+            partners = await request_join(
+                self._client, config.network, secret, identity.peer, identity.raft, "members",
+                timeout_s=_JOIN_TIMEOUT_S,
+            )  # fmt: skip
+        else:
+            partners = self.directory.members()
+        raft = self._raft = RaftLog(
+            self_id,
+            [p for p in partners if p != self_id],
+            self.machine,
+            endpoint=endpoint,
+            client=self._client,
+            secret=secret,
+            data_dir=config.data_dir,
+        )
+        if first_start and not config.bootstrap:
+            await request_join(
+                self._client, config.network, secret, identity.peer, identity.raft, "add",
+                timeout_s=_JOIN_TIMEOUT_S,
+            )  # fmt: skip
+        if first_start:
+            self.directory.save_identity(identity)
+            self.directory.save_members(raft.members)
+        self._batcher = Batcher(identity.peer, raft.propose)
+        self._auth = Authenticator(self.directory.credentials(), self.directory.nonces)
+        self._join = JoinService(config.network, secret, raft, voters_max=config.voters_max)
+        self._api = ApiService(
+            peer=identity.peer,
+            network=config.network,
+            engine=self.machine.engine,
+            history=self.history,
+            auth=self._auth,
+            submit=self._batcher.submit,
+            status=_LogStatus(raft),
+        )
+        self._feed = Feed(self.machine.engine, host=config.host)
+        self.machine.listeners.append(self._feed.on_applied)
+        await self._feed.start()
+        self._tasks.append(asyncio.create_task(self._save_members()))
+        for name in self.names:
+            await self._link.start_announcing(name, self.api_server.port)
+        await self._link.start_announcing(f"peerbook:{config.network}:feed", self._feed.port)
+
+    def _raft_handler(self, endpoint: RaftEndpoint) -> Any:
+        async def handle(key: str, payload: Json) -> Json:
+            if key != RAFT_SERVICE_KEY:
+                raise RpcError(f"ERR_SERVICE_UNKNOWN: this is a Raft server, not {key:.60}")
+            return endpoint.receive(payload)
+
+        return handle
+
+    async def _api_handler(self, key: str, payload: Json) -> Json:
+        if key == join_key(self.config.network):
+            if self._join is None:
+                raise RpcError("JoinBusy: this peer is still starting")
+            return await self._join.handle(payload)
+        if self._api is None:
+            raise RpcError("ExchangeNotAvailable: this peer is still starting")
+        return await self._api.handle(key, payload)
+
+    async def _save_members(self) -> None:
+        assert self._raft is not None
+        saved = self.directory.members()
+        while True:
+            await asyncio.sleep(_MEMBERS_SAVE_S)
+            members = self._raft.members
+            if members != saved:
+                try:
+                    self.directory.save_members(members)
+                    saved = members
+                except OSError as exc:
+                    _log.warning("cannot record the members: %s", exc)
+
+    async def stop(self) -> None:
+        """Stop announcing, finish in-flight requests, stop the log and close everything."""
+        await self._link.close()
+        if self.api_server is not None:
+            await self.api_server.stop()
+        if self._batcher is not None:
+            await self._batcher.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._feed is not None:
+            await self._feed.stop()
+        if self._raft is not None:
+            self._raft.close()
+        if self._raft_server is not None:
+            await self._raft_server.stop()
+        await self._client.close()
+        if self._auth is not None:
+            self._auth.close()
+
+
+async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:
+    """Start a peer, call ``ready`` with its ready line, and serve until SIGINT or SIGTERM;
+    then stop gracefully. A failed start stops what did start and raises."""
+    peer = Peer(config)
+    try:
+        await peer.start()
+        ready(peer.ready_line())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await peer.stop()
