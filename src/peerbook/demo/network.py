@@ -1,0 +1,146 @@
+"""A network of peers on this machine, each ``peerbook node`` in its own process.
+
+Used by ``peerbook demo`` and by the end-to-end tests: start the first peer with
+``--bootstrap`` and the others joining with its cluster secret, stop one gracefully or with
+kill -9, restart it from its data directory, and stop everything that was started (by PID,
+never by name), also when something failed half way.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LocalNetwork", "PeerProcess"]
+
+_READY_TIMEOUT_S = 90.0
+_STOP_TIMEOUT_S = 15.0
+
+
+class PeerProcess:
+    """One peer's process: its data directory, and what it printed when ready."""
+
+    def __init__(self, index: int, data_dir: Path) -> None:
+        self.index = index
+        self.data_dir = data_dir
+        self.process: asyncio.subprocess.Process | None = None
+        self.ready: dict[str, Any] = {}
+
+    @property
+    def peer(self) -> str:
+        """The peer id."""
+        return str(self.ready.get("peer", f"peer{self.index}"))
+
+    @property
+    def running(self) -> bool:
+        """Whether this object's process is alive."""
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def log(self) -> Path:
+        """Where the process's log (standard error) goes."""
+        return self.data_dir / "node.log"
+
+
+class LocalNetwork:
+    """Peers under ``root`` (one data directory each) announcing on ``grape``.
+
+    Args:
+        root: where the data directories are made.
+        grape: the grape URL.
+        network: the network name.
+        peer_prefix: peer ids are this plus the index (``p1``, ``p2``...).
+        extra_args: more ``peerbook node`` arguments for every peer.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        grape: str,
+        *,
+        network: str = "main",
+        peer_prefix: str = "p",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.root = root
+        self.grape = grape
+        self.network = network
+        self._prefix = peer_prefix
+        self._extra = extra_args
+        self.peers: list[PeerProcess] = []
+
+    @property
+    def secret_file(self) -> Path:
+        """The cluster secret, written by the bootstrap peer."""
+        return self.root / "peer1" / "secret"
+
+    def _command(self, peer: PeerProcess, first_start: bool) -> list[str]:
+        command = [sys.executable, "-m", "peerbook", "node", "--grape", self.grape,
+                   "--network", self.network, "--data-dir", str(peer.data_dir), "-v",
+                   *self._extra]  # fmt: skip
+        if first_start and peer.index == 1:
+            command += ["--bootstrap", "--peer-id", f"{self._prefix}1"]
+        elif first_start:
+            command += ["--secret-file", str(self.secret_file)]
+            command += ["--peer-id", f"{self._prefix}{peer.index}"]
+        return command
+
+    async def add_peer(self) -> PeerProcess:
+        """Start one more peer (the first bootstraps the network); returns once it is ready."""
+        index = len(self.peers) + 1
+        peer = PeerProcess(index, self.root / f"peer{index}")
+        peer.data_dir.mkdir(parents=True, exist_ok=True)
+        self.peers.append(peer)
+        await self._start(peer, first_start=True)
+        return peer
+
+    async def restart(self, peer: PeerProcess) -> None:
+        """Start a stopped peer again from its data directory."""
+        if peer.running:
+            raise RuntimeError(f"{peer.peer} is still running")
+        await self._start(peer, first_start=False)
+
+    async def _start(self, peer: PeerProcess, *, first_start: bool) -> None:
+        with peer.log.open("ab") as log:
+            peer.process = await asyncio.create_subprocess_exec(
+                *self._command(peer, first_start),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        assert peer.process.stdout is not None
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_S):
+                line = await peer.process.stdout.readline()
+            peer.ready = json.loads(line)
+        except (TimeoutError, ValueError) as exc:
+            await self.kill(peer)
+            tail = peer.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"peer {peer.index} did not become ready: {tail}") from exc
+
+    async def stop(self, peer: PeerProcess) -> int | None:
+        """SIGTERM, then SIGKILL after a grace period; the exit status."""
+        process = peer.process
+        if process is None or process.returncode is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                return await process.wait()
+        except TimeoutError:
+            process.kill()
+            return await process.wait()
+
+    async def kill(self, peer: PeerProcess) -> None:
+        """kill -9."""
+        process = peer.process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async def stop_all(self) -> list[int | None]:
+        """Stop every peer this object started; their exit statuses."""
+        return list(await asyncio.gather(*(self.stop(p) for p in self.peers)))
