@@ -113,6 +113,13 @@ class Engine:
         """Every order ever accepted, in acceptance (id) order."""
         return iter(self._orders.values())
 
+    def cancellable(self, command: CancelOrder) -> Order | tuple[ErrorClass, str]:
+        """The order ``command`` would cancel, or the error class and sentence it would be
+        rejected with, without applying it. An order that cannot be cancelled now never can
+        be later (it does not exist, is someone else's, or has left the book for good), so a
+        peer may refuse such a cancel without spending a log entry on it."""
+        return self._find_cancellable(command)
+
     def book(self, symbol: str) -> OrderBook:
         """The book of one market (do not modify). Raises KeyError for an unknown symbol."""
         return self._books[symbol]

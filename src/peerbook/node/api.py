@@ -181,6 +181,9 @@ class ApiService:
         checked = decode_cancel(self.peer, _now_ms(), args, self._engine.markets)
         if isinstance(checked, RequestError):
             raise _fail(checked)
+        found = self._engine.cancellable(checked)
+        if isinstance(found, tuple):
+            raise _fail(f"{found[0].value}: {found[1]}")
         outcome = await self._commit("cancelOrder", args)
         for event in outcome.events:
             if type(event) is OrderCancelled:

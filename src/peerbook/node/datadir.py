@@ -11,6 +11,8 @@ the new version, never half of one; secrets with mode 0600):
 - ``secret``: the cluster secret, hex, when this peer bootstrapped the network or was given it.
 - ``members.json``: the voting members' node ids, last seen; the partners of a restart (the
   journal's own membership changes are applied on top of them).
+- ``commands.jsonl`` (every applied command), ``nonces.log`` (accepted write nonces) and
+  ``raft.journal`` (the replicated log) are written by their owners.
 """
 
 import json
@@ -65,6 +67,11 @@ class DataDir:
     def journal(self) -> Path:
         """Where the replicated log keeps its journal."""
         return self.path / "raft.journal"
+
+    @property
+    def commands(self) -> Path:
+        """Where the peer writes every applied command (``peerbook replay`` input)."""
+        return self.path / "commands.jsonl"
 
     @property
     def nonces(self) -> Path:

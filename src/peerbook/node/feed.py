@@ -32,6 +32,7 @@ from peerbook.engine import (
 from peerbook.engine.book import BookSide
 from peerbook.grenache import Publisher
 from peerbook.replication import Outcome
+from peerbook.replication.entries import LogEntry
 from peerbook.wire import trade_view
 
 __all__ = ["CHECKSUM_DEPTH", "Feed", "book_checksum"]
@@ -88,7 +89,7 @@ class Feed:
             message = await self._queue.get()
             await self._publisher.publish(message)
 
-    def on_applied(self, outcomes: list[Outcome]) -> None:
+    def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Queue the messages of one applied entry (a state machine listener)."""
         engine = self._engine
         trades: dict[str, list[dict[str, Any]]] = {}

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from peerbook.engine import Engine, OrderAccepted, Side, TradeExecuted
 from peerbook.replication import Outcome
+from peerbook.replication.entries import LogEntry
 
 __all__ = ["Fill", "TradeHistory", "window"]
 
@@ -53,7 +54,7 @@ class TradeHistory:
         self._owner_fills: dict[str, list[Fill]] = {}
         self._owner_orders: dict[str, list[int]] = {}
 
-    def on_applied(self, outcomes: list[Outcome]) -> None:
+    def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Record the trades and new orders of one applied entry."""
         orders = self._engine.order
         for outcome in outcomes:

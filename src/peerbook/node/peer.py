@@ -11,6 +11,9 @@ Start-up has three cases:
 - first start without it: join an existing network through the grape (`peerbook.node.join`);
 - a restart (``peer.json`` exists): the journal and the last known members; the log is
   replayed into a fresh engine and the peer catches up from the others.
+
+Every applied command is also written to ``commands.jsonl`` in the data directory
+(`peerbook.node.command_log`), which ``peerbook replay`` turns back into the same digest.
 """
 
 import asyncio
@@ -28,6 +31,7 @@ from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.node.api import ApiService
 from peerbook.node.auth import Authenticator
+from peerbook.node.command_log import CommandLog
 from peerbook.node.datadir import DataDir, Identity
 from peerbook.node.feed import Feed
 from peerbook.node.history import TradeHistory
@@ -118,6 +122,7 @@ class Peer:
         self.machine = OrderStateMachine(Engine())
         self.history = TradeHistory(self.machine.engine)
         self.machine.listeners.append(self.history.on_applied)
+        self._commands: CommandLog | None = None
 
     @property
     def names(self) -> list[str]:
@@ -186,6 +191,8 @@ class Peer:
         self.identity = identity
         self_id = member_id(identity.peer, identity.raft)
         endpoint = RaftEndpoint(secret)
+        self._commands = CommandLog(self.directory.commands)
+        self.machine.listeners.append(self._commands.on_applied)
         host, port = identity.raft.rsplit(":", 1)
         self._raft_server = RpcServer(
             self._raft_handler(endpoint), host=host, port=int(port),
@@ -287,6 +294,8 @@ class Peer:
         await self._client.close()
         if self._auth is not None:
             self._auth.close()
+        if self._commands is not None:
+            self._commands.close()
 
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:

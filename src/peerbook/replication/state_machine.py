@@ -22,7 +22,7 @@ from typing import NamedTuple
 from peerbook.engine import Engine, Event
 from peerbook.engine.snapshot import restore, snapshot
 from peerbook.errors import SnapshotError
-from peerbook.replication.entries import decode_entry
+from peerbook.replication.entries import LogEntry, decode_entry
 from peerbook.wire import RequestError
 from peerbook.wire import decode_entry as decode_command
 
@@ -46,16 +46,17 @@ class OrderStateMachine:
         engine: the peer's engine (read it; only this object applies commands to it).
         applied_index: the log index of the last entry applied (0 before any).
         rejected_entries: how many entries were not valid entries.
-        listeners: called after each applied entry with its outcomes, in log order, on
-            whatever thread applies entries; what the peer derives from the event stream (trade
-            history, market-data feed) hangs here. A listener must not raise.
+        listeners: called after each applied entry with the entry and its outcomes, in log
+            order, on whatever thread applies entries; what the peer derives from the event
+            stream (trade history, market-data feed, command log) hangs here. A listener must
+            not raise.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.applied_index = 0
         self.rejected_entries = 0
-        self.listeners: list[Callable[[list[Outcome]], None]] = []
+        self.listeners: list[Callable[[LogEntry, list[Outcome]], None]] = []
 
     def apply(self, index: int, text: str) -> list[Outcome]:
         """Apply the entry at log ``index``; one outcome per command, in order.
@@ -78,7 +79,7 @@ class OrderStateMachine:
             else:
                 outcomes.append(Outcome(self.engine.apply(command), None))
         for listener in self.listeners:
-            listener(outcomes)
+            listener(entry, outcomes)
         return outcomes
 
     def snapshot(self) -> bytes:

@@ -1,0 +1,98 @@
+"""Real peers for the node tests: a ``peerbook grape`` process and ``peerbook node`` processes
+on 127.0.0.1, started once per module and stopped by PID when the module is done."""
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerbook.client import Client
+from peerbook.demo.network import LocalNetwork, PeerProcess
+
+
+class Cluster:
+    """A running network and the loop its processes belong to."""
+
+    def __init__(self, root: Path, grape: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.network = LocalNetwork(root, grape)
+        self.grape = grape
+
+    def run(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    @property
+    def peers(self) -> list[PeerProcess]:
+        return self.network.peers
+
+    def writer(self, index: int) -> Client:
+        """A client acting as peer ``index`` (1-based), with its credentials."""
+        return Client.from_data_dir(self.grape, self.peers[index - 1].data_dir)
+
+    def reader(self, index: int) -> Client:
+        """A read-only client of peer ``index``."""
+        return Client(self.grape, peer=self.peers[index - 1].peer)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """fetchStatus of every running peer, asked by peer id."""
+        found = []
+        for index, peer in enumerate(self.peers, start=1):
+            if peer.running:
+                with self.reader(index) as client:
+                    found.append(client.fetch_status()["info"])
+        return found
+
+    def wait_converged(self, timeout_s: float = 30) -> dict[str, Any]:
+        """Wait until every running peer reports the same applied sequence and digest."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            infos = self.statuses()
+            if len({(i["applied"], i["digest"]) for i in infos}) == 1:
+                return infos[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"peers did not converge: {infos}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.run(self.network.stop_all())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def grape_url() -> Iterator[str]:
+    """A ``peerbook grape`` process on a free port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peerbook", "grape", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def start_cluster(root: Path, grape: str, size: int) -> Cluster:
+    cluster = Cluster(root, grape)
+    try:
+        for _ in range(size):
+            cluster.run(cluster.network.add_peer())
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(grape_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three peers: p1 bootstrapped the network, p2 and p3 joined it."""
+    running = start_cluster(tmp_path_factory.mktemp("cluster"), grape_url, 3)
+    try:
+        yield running
+    finally:
+        running.close()
