@@ -18,9 +18,9 @@ from peerbook.demo.network import LocalNetwork, PeerProcess
 class Cluster:
     """A running network and the loop its processes belong to."""
 
-    def __init__(self, root: Path, grape: str) -> None:
+    def __init__(self, root: Path, grape: str, network: str = "main") -> None:
         self.loop = asyncio.new_event_loop()
-        self.network = LocalNetwork(root, grape)
+        self.network = LocalNetwork(root, grape, network=network)
         self.grape = grape
 
     def run(self, coroutine: Any) -> Any:
@@ -36,7 +36,7 @@ class Cluster:
 
     def reader(self, index: int) -> Client:
         """A read-only client of peer ``index``."""
-        return Client(self.grape, peer=self.peers[index - 1].peer)
+        return Client(self.grape, network=self.network.network, peer=self.peers[index - 1].peer)
 
     def statuses(self) -> list[dict[str, Any]]:
         """fetchStatus of every running peer, asked by peer id."""
@@ -67,7 +67,9 @@ class Cluster:
 def grape_url() -> Iterator[str]:
     """A ``peerbook grape`` process on a free port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "peerbook", "grape", "--port", "0"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "peerbook", "grape", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -77,8 +79,8 @@ def grape_url() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def start_cluster(root: Path, grape: str, size: int) -> Cluster:
-    cluster = Cluster(root, grape)
+def start_cluster(root: Path, grape: str, size: int, network: str = "main") -> Cluster:
+    cluster = Cluster(root, grape, network)
     try:
         for _ in range(size):
             cluster.run(cluster.network.add_peer())

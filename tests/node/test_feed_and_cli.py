@@ -35,7 +35,7 @@ def test_feed_carries_every_trade_in_order_with_matching_checksums(cluster: Clus
         with cluster.writer(1) as p1, cluster.writer(2) as p2:
             for i in range(10):
                 p1.create_order("BTC/USD", "limit", "sell", "0.01", f"{40000 + i}")
-            for i in range(10):
+            for _ in range(10):
                 placed.append(p2.create_order("BTC/USD", "market", "buy", "0.01"))
         cluster.wait_converged()
         with cluster.reader(3) as reader:
@@ -69,7 +69,9 @@ def test_feed_carries_every_trade_in_order_with_matching_checksums(cluster: Clus
     for same_nonce in per_peer.values():  # the same stream for the same sequence
         by_channel: dict[str, list[str]] = {}
         for message in same_nonce:
-            by_channel.setdefault(message["channel"], []).append(json.dumps(message, sort_keys=True))
+            by_channel.setdefault(message["channel"], []).append(
+                json.dumps(message, sort_keys=True)
+            )
         assert all(len(set(v)) == 1 for v in by_channel.values())
     last_book = max((m for m in seen if m["channel"] == "book"), key=lambda m: m["nonce"])
     assert last_book["nonce"] == book["nonce"]
@@ -84,7 +86,7 @@ def peerbook(cluster: Cluster, *args: str, data_dir: int | None = None) -> Any:
         env["PEERBOOK_DATA_DIR"] = str(cluster.peers[data_dir - 1].data_dir)
     done = subprocess.run(
         [sys.executable, "-m", "peerbook", *args, "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        check=False, capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -113,7 +115,7 @@ def test_cli_reports_errors_with_their_class(cluster: Cluster) -> None:
            "PEERBOOK_DATA_DIR": str(cluster.peers[0].data_dir)}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "peerbook", "buy", "BTC/USD", "0.00001", "100"],
-        capture_output=True, text=True, env=env, timeout=60,
+        check=False, capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1
     assert "InvalidOrder: amount 0.00001 is not a multiple of step 0.0001" in done.stderr

@@ -18,8 +18,9 @@ from tests.node.conftest import Cluster, start_cluster
 
 
 @pytest.fixture
-def fresh(grape_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path, grape_url, 3)
+def fresh(grape_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Three new peers on a network of their own (the grape still lists earlier ones)."""
+    running = start_cluster(tmp_path, grape_url, 3, network=request.node.name[:40])
     try:
         yield running
     finally:

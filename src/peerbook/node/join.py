@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import random
 import time
 from typing import Any, Protocol
 
@@ -130,37 +131,38 @@ async def request_join(
     """
     deadline = time.monotonic() + timeout_s
     last = "no peer of the network answered"
+    name = f"peerbook:{network}:rpc"
     attempt = 0
     while time.monotonic() < deadline:
         attempt += 1
-        nonce = time.time_ns() // 1000
-        payload: dict[str, Any] = {
-            "op": op,
-            "peer": peer,
-            "raft": raft,
-            "nonce": nonce,
-            "proof": _proof(secret, op, network, peer, raft, nonce),
-        }
         try:
-            peers = await client.link.lookup(f"peerbook:{network}:rpc", fresh=attempt > 1)
-            reply = await client.send(
-                _choose(peers, attempt), join_key(network), payload, timeout_s=15
-            )
-        except RpcError as exc:
-            if str(exc).startswith("JoinRefused"):
-                raise JoinRefused(str(exc)) from exc
-            last = str(exc)
+            peers = await client.link.lookup(name, fresh=attempt > 1)
         except GrenacheError as exc:
-            last = str(exc)
-        else:
+            peers, last = [], str(exc)
+        random.shuffle(peers)
+        for address in peers:
+            nonce = time.time_ns() // 1000
+            payload: dict[str, Any] = {
+                "op": op,
+                "peer": peer,
+                "raft": raft,
+                "nonce": nonce,
+                "proof": _proof(secret, op, network, peer, raft, nonce),
+            }
+            try:
+                reply = await client.send(address, join_key(network), payload, timeout_s=15)
+            except RpcError as exc:
+                if str(exc).startswith("JoinRefused"):
+                    raise JoinRefused(str(exc)) from exc
+                last = str(exc)
+                break  # busy: ask again after a pause
+            except GrenacheError as exc:
+                client.link.forget(name, address)  # a stale announcement: try the next peer
+                last = str(exc)
+                continue
             members = reply.get("members") if isinstance(reply, dict) else None
             if isinstance(members, list) and all(isinstance(m, str) for m in members):
                 return members
             last = f"malformed join answer {reply!r:.80}"
         await asyncio.sleep(min(0.2 * attempt, 1.0))
     raise JoinRefused(f"could not join network {network} in {timeout_s:g} s: {last}")
-
-
-def _choose(peers: list[str], attempt: int) -> str:
-    """The peer to ask on this attempt: each in turn."""
-    return sorted(peers)[attempt % len(peers)]

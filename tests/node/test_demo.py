@@ -1,0 +1,32 @@
+"""``peerbook demo --no-dashboard --duration``: real grape and peer processes, random trading,
+exit 0 only with every digest equal, and nothing left running."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_trades_and_ends_with_every_digest_equal(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "peerbook", "demo", "--no-dashboard", "--duration", "6",
+         "--rate", "4", "--data-root", str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"ALL 3 PEERS AGREE: applied [1-9]\d*", done.stdout)
+    assert "exit statuses [0, 0, 0]" in done.stdout
+    for peer in ("peer1", "peer2", "peer3"):
+        log = (tmp_path / peer / "node.log").read_text()
+        assert "Traceback" not in log
+    assert all(not p.isdigit() or _not_ours(int(p), tmp_path) for p in os.listdir("/proc"))
+
+
+def _not_ours(pid: int, root: Path) -> bool:
+    """No process is left whose command line names this demo's data directory."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return str(root).encode() not in command
