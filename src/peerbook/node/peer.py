@@ -237,6 +237,8 @@ class Peer:
             submit=self._batcher.submit,
             status=_LogStatus(raft),
         )
+        if first_start:  # a new network or member says "ready" once it can take orders
+            await self._wait_writable(_JOIN_TIMEOUT_S)
         self._feed = Feed(self.machine.engine, host=config.host)
         self.machine.listeners.append(self._feed.on_applied)
         await self._feed.start()
@@ -244,6 +246,16 @@ class Peer:
         for name in self.names:
             await self._link.start_announcing(name, self.api_server.port)
         await self._link.start_announcing(f"peerbook:{config.network}:feed", self._feed.port)
+
+    async def _wait_writable(self, timeout_s: float) -> None:
+        assert self._raft is not None
+        status = _LogStatus(self._raft)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not status.writable:
+                    await asyncio.sleep(0.01)
+        except TimeoutError as exc:
+            raise StartupError(f"no leader elected within {timeout_s:g} s") from exc
 
     def _raft_handler(self, endpoint: RaftEndpoint) -> Any:
         async def handle(key: str, payload: Json) -> Json:

@@ -1,10 +1,16 @@
 """Batching client commands into log entries, and handing each caller its own outcome.
 
 Committing one entry costs a consensus round whatever it holds, so throughput comes from
-putting many commands in one entry: `Batcher.submit` queues a command, and a batch is proposed
-as soon as `batch_max` commands wait or `linger_s` (a millisecond or two) has passed since
-the first of them. The timestamp of every command is set here, when its entry is proposed
-(the log decides time, not the engine), never decreasing from one batch to the next.
+putting many commands in one entry: `Batcher.submit` queues a command, and the queue is
+proposed as one entry as soon as the proposer has room, a group commit. While fewer than
+`pipeline_max` entries are in flight, a command is proposed at once (with every command
+submitted in the same turn of the event loop), so a lone order waits for nothing; when the
+pipeline is full, commands gather until an entry completes, so the busier the peer, the
+larger its entries. `batch_max` and `batch_bytes_max` bound one entry; an optional
+`linger_s` makes every batch wait that long for company.
+
+The timestamp of every command is set here, when its entry is proposed (the log decides
+time, not the engine), never decreasing from one batch to the next.
 
 The proposer is a port (`Propose`): the Raft adapter in production, an in-memory log in tests.
 It commits the entry, applies it on this peer, and returns the outcomes of its commands in
@@ -40,7 +46,9 @@ class Batcher:
     Args:
         proposer: this peer's id, recorded in each entry.
         propose: commits an entry and returns its outcomes (see `Propose`).
-        linger_s: the longest a command waits for others before its batch is proposed.
+        linger_s: how long a batch waits for more commands before it is proposed (0: only
+            until the end of the current turn of the event loop).
+        pipeline_max: the most entries in flight at once; more commands wait for one of them.
         batch_max: the most commands in one entry.
         batch_bytes_max: the most encoded bytes of commands in one entry; half the entry
             limit by default, so that one client's large commands never push an entry of
@@ -53,7 +61,8 @@ class Batcher:
         proposer: str,
         propose: Propose,
         *,
-        linger_s: float = 0.001,
+        linger_s: float = 0.0,
+        pipeline_max: int = 4,
         batch_max: int = 512,
         batch_bytes_max: int = ENTRY_BYTES_MAX // 2,
         clock_ms: Callable[[], int] = _wall_clock_ms,
@@ -61,13 +70,14 @@ class Batcher:
         self._proposer = proposer
         self._propose = propose
         self._linger_s = linger_s
+        self._pipeline_max = pipeline_max
         self._batch_max = batch_max
         self._batch_bytes_max = batch_bytes_max
         self._batch_bytes = 0
         self._clock_ms = clock_ms
         self._last_timestamp = 0
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[Outcome]]] = []
-        self._flusher: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.TimerHandle | asyncio.Handle | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def submit(self, op: str, owner: str, args: list[Any]) -> Outcome:
@@ -88,9 +98,26 @@ class Batcher:
         self._batch_bytes += size
         if len(self._waiting) >= self._batch_max:
             self._flush()
-        elif self._flusher is None:
-            self._flusher = asyncio.get_running_loop().call_later(self._linger_s, self._flush)
+        else:
+            self._schedule()
         return await future
+
+    def _schedule(self) -> None:
+        """Arrange a flush if there is room in the pipeline (otherwise a completing entry
+        arranges it)."""
+        if self._flusher is not None or not self._waiting:
+            return
+        if len(self._in_flight) >= self._pipeline_max:
+            return
+        loop = asyncio.get_running_loop()
+        if self._linger_s > 0:
+            self._flusher = loop.call_later(self._linger_s, self._flush)
+        else:
+            self._flusher = loop.call_soon(self._flush)
+
+    def _completed(self, task: "asyncio.Task[None]") -> None:
+        self._in_flight.discard(task)
+        self._schedule()
 
     def _flush(self) -> None:
         if self._flusher is not None:
@@ -104,7 +131,7 @@ class Batcher:
             commit = self._commit(commands, [f for _, f in batch])
             task = asyncio.create_task(commit)
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._completed)
 
     async def _commit(
         self, commands: list[dict[str, Any]], futures: list[asyncio.Future[Outcome]]
