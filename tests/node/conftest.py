@@ -18,9 +18,11 @@ from peerbook.demo.network import LocalNetwork, PeerProcess
 class Cluster:
     """A running network and the loop its processes belong to."""
 
-    def __init__(self, root: Path, grape: str, network: str = "main") -> None:
+    def __init__(
+        self, root: Path, grape: str, network: str = "main", extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.network = LocalNetwork(root, grape, network=network)
+        self.network = LocalNetwork(root, grape, network=network, extra_args=extra_args)
         self.grape = grape
 
     def run(self, coroutine: Any) -> Any:
@@ -79,8 +81,10 @@ def grape_url() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def start_cluster(root: Path, grape: str, size: int, network: str = "main") -> Cluster:
-    cluster = Cluster(root, grape, network)
+def start_cluster(
+    root: Path, grape: str, size: int, network: str = "main", extra_args: tuple[str, ...] = ()
+) -> Cluster:
+    cluster = Cluster(root, grape, network, extra_args)
     try:
         for _ in range(size):
             cluster.run(cluster.network.add_peer())

@@ -224,3 +224,32 @@ def test_command_log_replays_to_the_live_digest(cluster: Cluster) -> None:
     )  # fmt: skip
     last = json.loads(replayed.stdout.splitlines()[-1])
     assert last == {"applied": info["applied"], "digest": info["digest"]}
+
+
+def test_metrics_and_json_logs(grape_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.node.conftest import start_cluster
+
+    single = start_cluster(tmp_path_factory.mktemp("metrics"), grape_url, 1, network="metrics",
+                           extra_args=("--metrics-port", "0", "--log-json"))  # fmt: skip
+    try:
+        with single.writer(1) as client:
+            client.create_order("BTC/USD", "limit", "sell", "1", "100")
+            client.create_order("BTC/USD", "limit", "buy", "0.5", "100")
+            with pytest.raises(InvalidOrder):
+                client.create_order("BTC/USD", "limit", "buy", "0", "100")
+        address = single.peers[0].ready["metrics"]
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        assert 'peerbook_orders_total{outcome="accepted"} 2.0' in text
+        assert "peerbook_trades_total 1.0" in text
+        assert "peerbook_applied_sequence 2.0" in text
+        assert "peerbook_is_leader 1.0" in text
+        assert 'peerbook_requests_total{action="createOrder",outcome="InvalidOrder"} 1.0' in text
+        assert "peerbook_commit_seconds_count 2.0" in text
+    finally:
+        single.close()
+    records = [json.loads(line) for line in
+               (single.peers[0].data_dir / "node.log").read_text().splitlines()]  # fmt: skip
+    applied = [r for r in records if r["message"] == "createOrder applied"]
+    assert [r["sequence"] for r in applied] == [1, 2]
+    assert all(r["peer"] == "p1" and r["order"] == r["sequence"] for r in applied)

@@ -89,7 +89,11 @@ def _node_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     node.add_argument(
         "--voters", type=int, default=5, help="most voting members this peer admits (default 5)"
     )
+    node.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any free)"
+    )
     node.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    node.add_argument("--log-json", action="store_true", help="log JSON lines (structured)")
     demo = commands.add_parser(
         "demo",
         help="run a grape and several peers on this machine and watch them trade",

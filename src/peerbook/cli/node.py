@@ -14,8 +14,27 @@ from peerbook.node.peer import PeerConfig, run_peer
 __all__ = ["run_node"]
 
 
-def _ready(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
+_EXTRAS = ("request", "sequence", "order", "ms", "error")
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per log record, with the peer and whatever structured fields the
+    record carries (request id, sequence, order id, latency), for log pipelines."""
+
+    peer: str | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "peer": self.peer,
+            "message": record.getMessage(),
+        }
+        document.update((k, getattr(record, k)) for k in _EXTRAS if hasattr(record, k))
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document)
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -23,11 +42,18 @@ def run_node(args: argparse.Namespace) -> int:
     if not args.grape or not args.data_dir:
         print("peerbook node: --grape and --data-dir are required", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = _JsonLines() if args.log_json else None
+    handler.setFormatter(
+        formatter or logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+
+    def ready(line: dict[str, Any]) -> None:
+        if formatter is not None:
+            formatter.peer = line["peer"]
+        print(json.dumps(line), flush=True)
+
     config = PeerConfig(
         grape=args.grape,
         data_dir=Path(args.data_dir),
@@ -38,9 +64,10 @@ def run_node(args: argparse.Namespace) -> int:
         secret_file=None if args.secret_file is None else Path(args.secret_file),
         peer_id=args.peer_id,
         voters_max=args.voters,
+        metrics_port=args.metrics_port,
     )
     try:
-        asyncio.run(run_peer(config, _ready))
+        asyncio.run(run_peer(config, ready))
     except (PeerbookError, OSError, ValueError) as exc:
         print(f"peerbook node: {exc}", file=sys.stderr)
         return 2

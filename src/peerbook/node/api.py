@@ -10,6 +10,8 @@ Node.js client sees ``InvalidOrder: price ... is not a multiple of tick 0.1`` an
 else; the peer keeps serving after any of them.
 """
 
+import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ from peerbook.errors import ReplicationError, RpcError, UnknownOutcomeError
 from peerbook.grenache.protocol import Json
 from peerbook.node.auth import AuthenticationFailed, Authenticator
 from peerbook.node.history import Fill, TradeHistory, window
+from peerbook.node.metrics import PeerMetrics
 from peerbook.replication import Outcome
 from peerbook.wire import RequestError, decode_cancel, decode_create, order_view, trade_view
 from peerbook.wire.queries import decode_book, decode_listing
@@ -53,6 +56,7 @@ READ_ACTIONS = frozenset(
     }
 )
 _PAYLOAD_FIELDS = frozenset({"action", "args", "auth"})
+_log = logging.getLogger(__name__)
 _OPEN = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
 
@@ -109,6 +113,7 @@ class ApiService:
         auth: checks the ``auth`` of writes.
         submit: sends a write through the replicated log.
         status: the replicated log's view for fetchStatus.
+        metrics: where requests and commit latencies are counted (None: nowhere).
     """
 
     def __init__(
@@ -121,8 +126,11 @@ class ApiService:
         auth: Authenticator,
         submit: Submit,
         status: StatusSource,
+        metrics: PeerMetrics | None = None,
     ) -> None:
         self.peer = peer
+        self._metrics = metrics
+        self._request_ids = itertools.count(1)
         self.network = network
         self._engine = engine
         self._history = history
@@ -142,6 +150,20 @@ class ApiService:
 
     async def handle(self, key: str, payload: Json) -> Json:
         """The Grenache handler: one request payload in, the CCXT reply out (or RpcError)."""
+        action = payload.get("action") if isinstance(payload, dict) else None
+        known = isinstance(action, str) and (action in READ_ACTIONS or action in WRITE_ACTIONS)
+        label = str(action) if known else "other"
+        try:
+            reply = await self._answer(payload)
+        except RpcError as exc:
+            if self._metrics is not None:
+                self._metrics.requests.labels(label, str(exc).partition(":")[0]).inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.requests.labels(label, "ok").inc()
+        return reply
+
+    async def _answer(self, payload: Json) -> Json:
         if not isinstance(payload, dict):
             raise _fail("BadRequest: payload is not a JSON object")
         extra = sorted(str(k) for k in payload if k not in _PAYLOAD_FIELDS)
@@ -196,14 +218,27 @@ class ApiService:
                 "ExchangeNotAvailable: this peer cannot commit now (no majority of the "
                 "cluster reachable, or still joining); nothing was applied"
             )
+        request = next(self._request_ids)
+        started = time.perf_counter()
         try:
-            return await self._submit(op, self.peer, args)
+            outcome = await self._submit(op, self.peer, args)
         except UnknownOutcomeError as exc:
+            _log.warning("%s unknown outcome", op, extra={"request": request, "error": str(exc)})
             raise _fail(
                 f"RequestTimeout: {exc}; query the order by its clientOrderId before retrying"
             ) from exc
         except ReplicationError as exc:
             raise _fail(f"ExchangeNotAvailable: {exc}; nothing was applied") from exc
+        elapsed = time.perf_counter() - started
+        if self._metrics is not None:
+            self._metrics.commit_seconds.observe(elapsed)
+        for event in outcome.events[:1]:
+            _log.info(
+                "%s applied", op,
+                extra={"request": request, "sequence": event.sequence,
+                       "order": getattr(event, "order_id", None), "ms": round(elapsed * 1000, 3)},
+            )  # fmt: skip
+        return outcome
 
     @staticmethod
     def _refusal(outcome: Outcome) -> str:

@@ -36,6 +36,7 @@ from peerbook.node.datadir import DataDir, Identity
 from peerbook.node.feed import Feed
 from peerbook.node.history import TradeHistory
 from peerbook.node.join import JoinService, join_key, request_join
+from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
@@ -69,6 +70,7 @@ class PeerConfig(NamedTuple):
     secret_file: Path | None = None
     peer_id: str | None = None
     voters_max: int = 5
+    metrics_port: int | None = None
 
 
 def _free_port(host: str) -> int:
@@ -118,6 +120,7 @@ class Peer:
         self._api: ApiService | None = None
         self._join: JoinService | None = None
         self._feed: Feed | None = None
+        self.metrics_server: MetricsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.machine = OrderStateMachine(Engine())
         self.history = TradeHistory(self.machine.engine)
@@ -132,14 +135,18 @@ class Peer:
         return [f"peerbook:{network}:rpc", f"peerbook:{network}:peer:{self.identity.peer}"]
 
     def ready_line(self) -> dict[str, Any]:
-        """What ``peerbook node`` prints once ready (contract section 1)."""
+        """What ``peerbook node`` prints once ready (contract section 1), plus ``metrics``
+        (``host:port``) when metrics are served."""
         assert self.identity is not None and self.api_server is not None
-        return {
+        line = {
             "peer": self.identity.peer,
             "rpc": f"{self.config.host}:{self.api_server.port}",
             "network": self.config.network,
             "data_dir": str(self.config.data_dir),
         }
+        if self.metrics_server is not None:
+            line["metrics"] = f"{self.config.host}:{self.metrics_server.port}"
+        return line
 
     def _secret(self, first_start: bool) -> bytes:
         config, directory = self.config, self.directory
@@ -228,6 +235,20 @@ class Peer:
         self._batcher = Batcher(identity.peer, raft.propose)
         self._auth = Authenticator(self.directory.credentials(), self.directory.nonces)
         self._join = JoinService(config.network, secret, raft, voters_max=config.voters_max)
+        status = _LogStatus(raft)
+        self._feed = Feed(self.machine.engine, host=config.host)
+        feed = self._feed
+        metrics = PeerMetrics(
+            self.machine.engine,
+            is_leader=lambda: raft.role == "leader",
+            writable=lambda: status.writable,
+            feed_dropped=lambda: feed.dropped,
+        )
+        self.machine.listeners.append(metrics.on_applied)
+        if config.metrics_port is not None:
+            self.metrics_server = MetricsServer(metrics, host=config.host, port=config.metrics_port)
+            await self.metrics_server.start()
+            _log.info("metrics at http://%s:%d/metrics", config.host, self.metrics_server.port)
         self._api = ApiService(
             peer=identity.peer,
             network=config.network,
@@ -235,12 +256,12 @@ class Peer:
             history=self.history,
             auth=self._auth,
             submit=self._batcher.submit,
-            status=_LogStatus(raft),
+            status=status,
+            metrics=metrics,
         )
         if first_start:  # a new network or member says "ready" once it can take orders
             await self._wait_writable(_JOIN_TIMEOUT_S)
-        self._feed = Feed(self.machine.engine, host=config.host)
-        self.machine.listeners.append(self._feed.on_applied)
+        self.machine.listeners.append(feed.on_applied)
         await self._feed.start()
         self._tasks.append(asyncio.create_task(self._save_members()))
         for name in self.names:
@@ -299,6 +320,8 @@ class Peer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._feed is not None:
             await self._feed.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         if self._raft is not None:
             self._raft.close()
         if self._raft_server is not None:

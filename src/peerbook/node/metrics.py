@@ -1,0 +1,119 @@
+"""The peer's Prometheus metrics, on their own HTTP port (``peerbook node --metrics-port``).
+
+Counted from what this peer applied (the same on every peer: orders and trades of the whole
+network) and from what it answered (its own clients' requests and the commit latency they
+saw). Each peer has its own registry, so several peers in one process (tests) do not mix.
+
+| metric | what |
+|---|---|
+| ``peerbook_orders_total{outcome}`` | orders applied: ``accepted`` or ``rejected`` |
+| ``peerbook_trades_total`` | trades applied |
+| ``peerbook_applied_sequence`` | the engine's applied sequence |
+| ``peerbook_is_leader`` | 1 while this peer leads the Raft group |
+| ``peerbook_writable`` | 1 while this peer can commit |
+| ``peerbook_requests_total{action,outcome}`` | API requests answered (``ok`` or the error class) |
+| ``peerbook_commit_seconds`` | histogram: a write from arrival to its applied outcome here |
+| ``peerbook_feed_dropped_total`` | feed messages dropped because subscribers were too slow |
+"""
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from peerbook.engine import Engine, OrderAccepted, OrderRejected, TradeExecuted
+from peerbook.replication import Outcome
+from peerbook.replication.entries import LogEntry
+
+__all__ = ["MetricsServer", "PeerMetrics"]
+
+_COMMIT_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class PeerMetrics:
+    """The metrics of one peer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        is_leader: Callable[[], bool],
+        writable: Callable[[], bool],
+        feed_dropped: Callable[[], int],
+    ) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.orders = Counter("peerbook_orders", "Orders applied", ["outcome"], registry=registry)
+        self.trades = Counter("peerbook_trades", "Trades applied", registry=registry)
+        self.requests = Counter(
+            "peerbook_requests", "API requests answered", ["action", "outcome"],
+            registry=registry,
+        )  # fmt: skip
+        self.commit_seconds = Histogram(
+            "peerbook_commit_seconds", "A write from arrival to its applied outcome here",
+            buckets=_COMMIT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        Gauge("peerbook_applied_sequence", "Applied sequence", registry=registry).set_function(
+            lambda: engine.sequence
+        )
+        Gauge("peerbook_is_leader", "1 while leading", registry=registry).set_function(
+            lambda: float(is_leader())
+        )
+        Gauge("peerbook_writable", "1 while able to commit", registry=registry).set_function(
+            lambda: float(writable())
+        )
+        dropped = Gauge("peerbook_feed_dropped_total", "Feed messages dropped", registry=registry)
+        dropped.set_function(lambda: float(feed_dropped()))
+
+    def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
+        """Count the orders and trades of one applied entry (a state machine listener)."""
+        accepted = rejected = trades = 0
+        for outcome in outcomes:
+            if outcome.error is not None:
+                rejected += 1
+            for event in outcome.events:
+                kind = type(event)
+                accepted += kind is OrderAccepted
+                rejected += kind is OrderRejected
+                trades += kind is TradeExecuted
+        if accepted:
+            self.orders.labels("accepted").inc(accepted)
+        if rejected:
+            self.orders.labels("rejected").inc(rejected)
+        if trades:
+            self.trades.inc(trades)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """Serves ``GET /metrics`` for one peer."""
+
+    def __init__(self, metrics: PeerMetrics, *, host: str, port: int) -> None:
+        self._metrics = metrics
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Bind and serve (port 0: any free one, see `port`)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._serve)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _serve(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
