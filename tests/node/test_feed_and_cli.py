@@ -119,3 +119,39 @@ def test_cli_reports_errors_with_their_class(cluster: Cluster) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "InvalidOrder: amount 0.00001 is not a multiple of step 0.0001" in done.stderr
+
+
+def test_node_peersub_sees_every_trade_in_order(cluster: Cluster) -> None:
+    import pytest
+
+    from tests.interop.node_harness import (
+        NodeProcess,
+        ensure_node_modules,
+        node_binary,
+        unavailable_reason,
+    )
+
+    if node_binary() is None or not ensure_node_modules():
+        pytest.skip(unavailable_reason())
+    args = ("--grape", cluster.grape, "--service", "peerbook:main:feed",
+            "--count", "100000", "--timeout", "60000")  # fmt: skip
+    with NodeProcess("sub.js", args) as subscriber:
+        subscriber.wait_for(lambda line: line.get("connected") is True, timeout=20)
+        with cluster.writer(3) as p3, cluster.writer(1) as p1:
+            for i in range(5):
+                p3.create_order("ETH/USD", "limit", "buy", "0.01", f"{1000 + i}")
+            sold = p1.create_order("ETH/USD", "market", "sell", "0.05")
+        expected = [t["id"] for t in sold["trades"]]
+
+        def trade_ids() -> list[str]:
+            found = []
+            for line in subscriber.lines():
+                if "message" in line:
+                    message = json.loads(line["message"])
+                    if message["channel"] == "trades":
+                        found += [t["id"] for t in message["data"]]
+            return found
+
+        subscriber.wait_for(lambda _: set(expected) <= set(trade_ids()), timeout=20)
+    ids = trade_ids()
+    assert ids[-len(expected):] == expected and len(expected) == 5
