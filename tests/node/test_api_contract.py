@@ -253,3 +253,27 @@ def test_metrics_and_json_logs(grape_url: str, tmp_path_factory: pytest.TempPath
     applied = [r for r in records if r["message"] == "createOrder applied"]
     assert [r["sequence"] for r in applied] == [1, 2]
     assert all(r["peer"] == "p1" and r["order"] == r["sequence"] for r in applied)
+
+
+def test_audit_trail_holds_what_the_api_serves(cluster: Cluster) -> None:
+    import sqlite3
+
+    with cluster.writer(1) as p1, cluster.writer(2) as p2:
+        maker = p1.create_order(
+            "ETH/USD", "limit", "buy", "0.7", "1500.25", {"clientOrderId": "au"}
+        )
+        taker = p2.create_order("ETH/USD", "limit", "sell", "0.2", "1500")
+    cluster.wait_converged()
+    time.sleep(0.6)  # three flush periods
+    with cluster.reader(1) as reader:
+        served = reader.fetch_order(maker["id"])
+        trade = reader.fetch_trades("ETH/USD", None, 1)[0]
+    for peer in cluster.peers:
+        with sqlite3.connect(peer.data_dir / "audit.sqlite3") as db:
+            row = db.execute("select owner, client_order_id, price, filled, remaining, state "
+                             "from orders where id = ?", (int(maker["id"]),)).fetchone()  # fmt: skip
+            assert row == ("p1", "au", "1500.25", served["filled"], served["remaining"],
+                           "partially_filled")  # fmt: skip
+            stored = db.execute("select price, amount, taker_order, maker_order from trades "
+                                "where id = ?", (int(trade["id"]),)).fetchone()  # fmt: skip
+            assert stored == ("1500.25", "0.2", int(taker["id"]), int(maker["id"]))

@@ -154,4 +154,4 @@ def test_node_peersub_sees_every_trade_in_order(cluster: Cluster) -> None:
 
         subscriber.wait_for(lambda _: set(expected) <= set(trade_ids()), timeout=20)
     ids = trade_ids()
-    assert ids[-len(expected):] == expected and len(expected) == 5
+    assert ids[-len(expected) :] == expected and len(expected) == 5

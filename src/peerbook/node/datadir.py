@@ -11,8 +11,9 @@ the new version, never half of one; secrets with mode 0600):
 - ``secret``: the cluster secret, hex, when this peer bootstrapped the network or was given it.
 - ``members.json``: the voting members' node ids, last seen; the partners of a restart (the
   journal's own membership changes are applied on top of them).
-- ``commands.jsonl`` (every applied command), ``nonces.log`` (accepted write nonces) and
-  ``raft.journal`` (the replicated log) are written by their owners.
+- ``audit.sqlite3`` (applied orders and trades), ``commands.jsonl`` (every applied
+  command), ``nonces.log`` (accepted write nonces) and ``raft.journal`` (the replicated log)
+  are written by their owners.
 """
 
 import json
@@ -67,6 +68,11 @@ class DataDir:
     def journal(self) -> Path:
         """Where the replicated log keeps its journal."""
         return self.path / "raft.journal"
+
+    @property
+    def audit(self) -> Path:
+        """The SQLite audit trail of applied orders and trades."""
+        return self.path / "audit.sqlite3"
 
     @property
     def commands(self) -> Path:

@@ -30,6 +30,7 @@ from peerbook.errors import PeerbookError, RpcError
 from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.node.api import ApiService
+from peerbook.node.audit import AuditTrail
 from peerbook.node.auth import Authenticator
 from peerbook.node.command_log import CommandLog
 from peerbook.node.datadir import DataDir, Identity
@@ -126,6 +127,7 @@ class Peer:
         self.history = TradeHistory(self.machine.engine)
         self.machine.listeners.append(self.history.on_applied)
         self._commands: CommandLog | None = None
+        self._audit: AuditTrail | None = None
 
     @property
     def names(self) -> list[str]:
@@ -200,6 +202,9 @@ class Peer:
         endpoint = RaftEndpoint(secret)
         self._commands = CommandLog(self.directory.commands)
         self.machine.listeners.append(self._commands.on_applied)
+        self._audit = AuditTrail(self.directory.audit, self.machine.engine)
+        self.machine.listeners.append(self._audit.on_applied)
+        self._audit.start()
         host, port = identity.raft.rsplit(":", 1)
         self._raft_server = RpcServer(
             self._raft_handler(endpoint), host=host, port=int(port),
@@ -331,6 +336,8 @@ class Peer:
             self._auth.close()
         if self._commands is not None:
             self._commands.close()
+        if self._audit is not None:
+            await self._audit.close()
 
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:
