@@ -277,3 +277,25 @@ def test_audit_trail_holds_what_the_api_serves(cluster: Cluster) -> None:
             stored = db.execute("select price, amount, taker_order, maker_order from trades "
                                 "where id = ?", (int(trade["id"]),)).fetchone()  # fmt: skip
             assert stored == ("1500.25", "0.2", int(taker["id"]), int(maker["id"]))
+
+
+def test_the_api_over_websocket(cluster: Cluster) -> None:
+    from peerbook.grenache import WsRpcClient
+
+    async def ask() -> tuple[Json, str]:
+        client = WsRpcClient(Link(cluster.grape))
+        try:
+            status = await client.request("peerbook:main:peer:p3:ws", {"action": "fetchStatus"})
+            try:
+                await client.request(
+                    "peerbook:main:rpc:ws", {"action": "fetchOrderBook", "args": ["X/Y"]}
+                )
+            except RpcError as exc:
+                return status, str(exc)
+            return status, ""
+        finally:
+            await client.close()
+
+    status, error = asyncio.run(ask())
+    assert isinstance(status, dict) and status["info"]["peer"] == "p3"
+    assert error == "BadSymbol: unknown market X/Y"

@@ -49,9 +49,10 @@ IN_FLIGHT_MAX = 1024
 class _WsServer:
     """A WebSocket server on any path; subclasses say what to do with each socket."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, message_bytes_max: int = MESSAGE_BYTES_MAX) -> None:
         self.host = host
         self.port = port
+        self._message_bytes_max = message_bytes_max
         self._runner: web.AppRunner | None = None
         self._sockets: dict[web.WebSocketResponse, asyncio.Transport | None] = {}
 
@@ -72,7 +73,7 @@ class _WsServer:
             self._runner = None
 
     async def _upgrade(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(compress=False, max_msg_size=MESSAGE_BYTES_MAX)
+        socket = web.WebSocketResponse(compress=False, max_msg_size=self._message_bytes_max)
         await socket.prepare(request)
         self._sockets[socket] = request.transport
         try:
@@ -122,10 +123,18 @@ async def _close(socket: aiohttp.ClientWebSocketResponse) -> None:
 
 
 class WsRpcServer(_WsServer):
-    """Serves Grenache RPC requests over WebSocket; requests on one socket run concurrently."""
+    """Serves Grenache RPC requests over WebSocket; requests on one socket run concurrently.
+    A message over ``message_bytes_max`` closes its socket (WebSocket code 1009) unparsed."""
 
-    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host, port)
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        message_bytes_max: int = MESSAGE_BYTES_MAX,
+    ) -> None:
+        super().__init__(host, port, message_bytes_max)
         self._handler = handler
 
     async def _serve(self, socket: web.WebSocketResponse) -> None:

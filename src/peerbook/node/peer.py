@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 
 from peerbook.engine import Engine
 from peerbook.errors import PeerbookError, RpcError
-from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcServer
+from peerbook.grenache.http import BODY_BYTES_MAX
 from peerbook.grenache.protocol import Json
 from peerbook.node.api import ApiService
 from peerbook.node.audit import AuditTrail
@@ -112,6 +113,7 @@ class Peer:
         self.directory = DataDir(config.data_dir)
         self.identity: Identity | None = None
         self.api_server: RpcServer | None = None
+        self.ws_server: WsRpcServer | None = None
         self._raft_server: RpcServer | None = None
         self._link = Link(config.grape)
         self._client = RpcClient(self._link)
@@ -131,7 +133,8 @@ class Peer:
 
     @property
     def names(self) -> list[str]:
-        """The Grenache names this peer's API is announced under."""
+        """The Grenache names this peer's HTTP API is announced under; the WebSocket API is
+        announced under the same names with ``:ws`` appended."""
         assert self.identity is not None
         network = self.config.network
         return [f"peerbook:{network}:rpc", f"peerbook:{network}:peer:{self.identity.peer}"]
@@ -269,8 +272,13 @@ class Peer:
         self.machine.listeners.append(feed.on_applied)
         await self._feed.start()
         self._tasks.append(asyncio.create_task(self._save_members()))
+        self.ws_server = WsRpcServer(
+            self._api_handler, host=config.host, message_bytes_max=BODY_BYTES_MAX
+        )
+        await self.ws_server.start()
         for name in self.names:
             await self._link.start_announcing(name, self.api_server.port)
+            await self._link.start_announcing(f"{name}:ws", self.ws_server.port)
         await self._link.start_announcing(f"peerbook:{config.network}:feed", self._feed.port)
 
     async def _wait_writable(self, timeout_s: float) -> None:
@@ -318,6 +326,8 @@ class Peer:
         await self._link.close()
         if self.api_server is not None:
             await self.api_server.stop()
+        if self.ws_server is not None:
+            await self.ws_server.stop()
         if self._batcher is not None:
             await self._batcher.close()
         for task in self._tasks:
