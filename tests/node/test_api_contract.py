@@ -285,7 +285,9 @@ def test_the_api_over_websocket(cluster: Cluster) -> None:
     async def ask() -> tuple[Json, str]:
         client = WsRpcClient(Link(cluster.grape))
         try:
-            status = await client.request("peerbook:main:peer:p3:ws", {"action": "fetchStatus"})
+            status = await client.request(
+                "peerbook:main:peer:p3:ws", {"action": "fetchStatus", "args": []}
+            )
             try:
                 await client.request(
                     "peerbook:main:rpc:ws", {"action": "fetchOrderBook", "args": ["X/Y"]}
@@ -299,3 +301,39 @@ def test_the_api_over_websocket(cluster: Cluster) -> None:
     status, error = asyncio.run(ask())
     assert isinstance(status, dict) and status["info"]["peer"] == "p3"
     assert error == "BadSymbol: unknown market X/Y"
+
+
+def test_non_ascii_auth_is_refused_not_crashed(cluster: Cluster) -> None:
+    args = ["BTC/USD", "limit", "buy", "0.01", "20"]
+    for spoil in ({"key": "\ud800"}, {"nonce": "²"}, {"signature": "é" * 96}):
+        payload = signed(cluster, 1, "createOrder", args)
+        payload["auth"].update(spoil)
+        with pytest.raises(RpcError, match=r"^AuthenticationError: "):
+            raw(cluster, 1, payload)
+
+
+def test_a_request_for_another_peer_is_refused(cluster: Cluster) -> None:
+    async def send() -> Json:
+        client = RpcClient(Link(cluster.grape))
+        try:
+            address = cluster.peers[0].ready["rpc"]  # p1, asked as if it were p2
+            return await client.send(address, "peerbook:main:peer:p2",
+                                     {"action": "fetchOpenOrders", "args": []}, timeout_s=15)  # fmt: skip
+        finally:
+            await client.close()
+
+    with pytest.raises(RpcError, match=r"^ExchangeNotAvailable: this is peer p1"):
+        asyncio.run(send())
+
+
+def test_a_second_bootstrap_of_a_live_network_is_refused(cluster: Cluster, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "peerbook", "node", "--grape", cluster.grape,
+         "--data-dir", str(tmp_path / "rogue"), "--bootstrap"],
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "network main already exists" in done.stderr

@@ -32,7 +32,9 @@ def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--grape", default=default(env("PEERBOOK_GRAPE", _DEFAULT_GRAPE)), help="grape URL"
     )
     parser.add_argument(
-        "--network", default=default(env("PEERBOOK_NETWORK", "main")), help="network name"
+        "--network",
+        default=default(env("PEERBOOK_NETWORK")),
+        help="network name (default: the data directory's, else main)",
     )
     parser.add_argument(
         "--peer", default=default(env("PEERBOOK_PEER")), help="address one peer by its id"

@@ -75,7 +75,7 @@ def _client(args: argparse.Namespace, *, write: bool = False) -> Client:
         raise PeerbookClientError(
             "BadRequest: writes act as your peer: give --data-dir (or PEERBOOK_DATA_DIR)"
         )
-    return Client(args.grape, network=args.network, peer=args.peer)
+    return Client(args.grape, network=args.network or "main", peer=args.peer)
 
 
 def _place(client: Client, args: argparse.Namespace) -> Any:
@@ -110,7 +110,7 @@ def _call(client: Client, args: argparse.Namespace) -> Any:
     if command == "trades":
         return client.fetch_trades(args.symbol, None, args.limit)
     if command == "status":
-        return [client.fetch_status()] if client.peer is not None else client.fetch_statuses()
+        return client.fetch_status() if client.peer is not None else client.fetch_statuses()
     if command == "markets":
         return client.fetch_markets()
     raise AssertionError(f"unhandled command {command}")
@@ -167,6 +167,7 @@ def _print_human(command: str, result: Any) -> None:
             table.add_row(t["id"], t["datetime"], t["side"], t["price"], t["amount"], t["cost"])
         console.print(table)
     elif command == "status":
+        result = [result] if isinstance(result, dict) else result
         table = Table("peer", "role", "leader", "applied", "digest", "status", "members")
         for s in result:
             info = s["info"]
@@ -183,7 +184,7 @@ def _print_human(command: str, result: Any) -> None:
 def _watch(args: argparse.Namespace) -> int:
     async def follow() -> None:
         link = Link(args.grape)
-        subscriber = Subscriber(link, f"peerbook:{args.network}:feed")
+        subscriber = Subscriber(link, f"peerbook:{args.network or 'main'}:feed")
         subscriber.start()
         try:
             async with asyncio.timeout(args.duration):

@@ -57,7 +57,7 @@ def run_node(args: argparse.Namespace) -> int:
     config = PeerConfig(
         grape=args.grape,
         data_dir=Path(args.data_dir),
-        network=args.network,
+        network=args.network or "main",
         host=args.host,
         rpc_port=args.rpc_port,
         bootstrap=args.bootstrap,

@@ -6,7 +6,7 @@ Amounts and prices are decimal strings (or `Decimal` or `int`), never floats: a 
 refused before anything is sent, because it cannot say exactly which price was meant.
 """
 
-import itertools
+import secrets
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -70,9 +70,12 @@ class AsyncClient:
         self.network = network
         self.peer = peer
         self._credentials = credentials
-        self._rpc = RpcClient(Link(grape), timeout_s=timeout_s)
+        # Lists are up to 10,000 orders or trades: replies of several MiB.
+        self._rpc = RpcClient(Link(grape), timeout_s=timeout_s, reply_bytes_max=64 << 20)
+        # Nonces are the clock in microseconds; a random start keeps two processes with the
+        # same credentials from choosing the same nonce in the same microsecond.
         self._last_nonce = 0
-        self._counter = itertools.count()
+        self._nonce_offset = secrets.randbelow(1000)
 
     @classmethod
     def from_data_dir(
@@ -112,7 +115,7 @@ class AsyncClient:
         return f"peerbook:{self.network}:rpc"
 
     def _nonce(self) -> str:
-        nonce = max(time.time_ns() // 1000, self._last_nonce + 1)
+        nonce = max(time.time_ns() // 1000 + self._nonce_offset, self._last_nonce + 1)
         self._last_nonce = nonce
         return str(nonce)
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ class LocalNetwork:
         network: the network name.
         peer_prefix: peer ids are this plus the index (``p1``, ``p2``...).
         extra_args: more ``peerbook node`` arguments for every peer.
+        host: the address peer ``index`` (1-based) binds and announces (127.0.0.1 by default).
+        launcher: the command prefix that runs peer ``index``, e.g. ``ip netns exec NS`` (the
+            prefix must exec the command so that the process keeps its PID).
     """
 
     def __init__(
@@ -64,8 +68,12 @@ class LocalNetwork:
         network: str = "main",
         peer_prefix: str = "p",
         extra_args: tuple[str, ...] = (),
+        host: Callable[[int], str] = lambda index: "127.0.0.1",
+        launcher: Callable[[int], list[str]] = lambda index: [],
     ) -> None:
         self.root = root
+        self._host = host
+        self._launcher = launcher
         self.grape = grape
         self.network = network
         self._prefix = peer_prefix
@@ -78,8 +86,9 @@ class LocalNetwork:
         return self.root / "peer1" / "secret"
 
     def _command(self, peer: PeerProcess, first_start: bool) -> list[str]:
-        command = [sys.executable, "-m", "peerbook", "node", "--grape", self.grape,
-                   "--network", self.network, "--data-dir", str(peer.data_dir), "-v",
+        command = [*self._launcher(peer.index), sys.executable, "-m", "peerbook", "node",
+                   "--grape", self.grape, "--network", self.network, "--host",
+                   self._host(peer.index), "--data-dir", str(peer.data_dir), "-v",
                    *self._extra]  # fmt: skip
         if first_start and peer.index == 1:
             command += ["--bootstrap", "--peer-id", f"{self._prefix}1"]

@@ -129,6 +129,8 @@ class ApiService:
         metrics: PeerMetrics | None = None,
     ) -> None:
         self.peer = peer
+        names = (f"peerbook:{network}:rpc", f"peerbook:{network}:peer:{peer}")
+        self._keys = frozenset({*names, *(f"{name}:ws" for name in names)})
         self._metrics = metrics
         self._request_ids = itertools.count(1)
         self.network = network
@@ -149,7 +151,16 @@ class ApiService:
         }
 
     async def handle(self, key: str, payload: Json) -> Json:
-        """The Grenache handler: one request payload in, the CCXT reply out (or RpcError)."""
+        """The Grenache handler: one request payload in, the CCXT reply out (or RpcError).
+
+        ``key`` must be one of this peer's names: a request for another peer (a stale grape
+        record, a port reused by another peer) is refused as not available here, so that a
+        read of "this peer's orders" never answers with someone else's."""
+        if key not in self._keys:
+            raise _fail(
+                f"ExchangeNotAvailable: this is peer {self.peer} of network {self.network}, "
+                f"which does not serve {key:.80} (a stale announcement?)"
+            )
         action = payload.get("action") if isinstance(payload, dict) else None
         known = isinstance(action, str) and (action in READ_ACTIONS or action in WRITE_ACTIONS)
         label = str(action) if known else "other"
@@ -169,7 +180,9 @@ class ApiService:
         extra = sorted(str(k) for k in payload if k not in _PAYLOAD_FIELDS)
         if extra:
             raise _fail(f"BadRequest: unknown payload fields {', '.join(extra):.80}")
-        action, args = payload.get("action"), payload.get("args", [])
+        if "action" not in payload or "args" not in payload:
+            raise _fail("BadRequest: payload needs both action and args")
+        action, args = payload["action"], payload["args"]
         if not isinstance(action, str):
             raise _fail(f"BadRequest: action {action!r:.40} is not a string")
         if not isinstance(args, list):

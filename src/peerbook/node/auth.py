@@ -98,10 +98,14 @@ class Authenticator:
         key, nonce, signature = auth["key"], auth["nonce"], auth["signature"]
         if not isinstance(key, str) or not isinstance(signature, str):
             raise AuthenticationFailed("auth key and signature must be strings")
+        if not (key.isascii() and signature.isascii()):
+            raise AuthenticationFailed("auth key and signature must be ASCII")
         if not hmac.compare_digest(key.encode(), self._credentials.key.encode()):
             raise AuthenticationFailed("unknown API key for this peer")
         text = str(nonce) if type(nonce) is int else nonce
-        if not isinstance(text, str) or not text.isdigit() or len(text) > _NONCE_DIGITS_MAX:
+        if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+            raise AuthenticationFailed(f"nonce {str(nonce)[:40]!r} is not a decimal string")
+        if len(text) > _NONCE_DIGITS_MAX:
             raise AuthenticationFailed(f"nonce {str(nonce)[:40]!r} is not a decimal string")
         value, now = int(text), self._clock_us()
         if abs(value - now) > _WINDOW_US:

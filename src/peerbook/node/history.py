@@ -10,7 +10,6 @@ fine for a demo and for tests; an exchange that runs for months keeps this on di
 trail of the peer issue) and bounds it here.
 """
 
-import bisect
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -36,12 +35,20 @@ class Fill:
 def window(
     items: Sequence[_T], timestamp: Callable[[_T], int], since: int | None, limit: int
 ) -> list[_T]:
-    """Items (oldest first) from ``since`` on, the first ``limit`` of them; without
-    ``since``, the most recent ``limit``. Oldest first either way."""
+    """Items (in log order) from ``since`` on, the first ``limit`` of them; without
+    ``since``, the most recent ``limit``.
+
+    A linear scan, not a bisection: timestamps are stamped by the proposing peer, so two
+    peers' entries can reach the log slightly out of timestamp order."""
     if since is None:
         return list(items[-limit:])
-    start = bisect.bisect_left(items, since, key=timestamp)
-    return list(items[start : start + limit])
+    chosen = []
+    for item in items:
+        if timestamp(item) >= since:
+            chosen.append(item)
+            if len(chosen) == limit:
+                break
+    return chosen
 
 
 class TradeHistory:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from peerbook.engine import Engine
-from peerbook.errors import PeerbookError, RpcError
+from peerbook.errors import GrenacheError, PeerbookError, RpcError
 from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcServer
 from peerbook.grenache.http import BODY_BYTES_MAX
 from peerbook.grenache.protocol import Json
@@ -199,6 +199,8 @@ class Peer:
         identity, first_start = self._identity()
         if first_start and not config.bootstrap and config.secret_file is None:
             raise StartupError("joining a network needs its cluster secret: pass --secret-file")
+        if first_start and config.bootstrap:
+            await self._refuse_existing_network()
         secret = self._secret(first_start)
         self.identity = identity
         self_id = member_id(identity.peer, identity.raft)
@@ -280,6 +282,27 @@ class Peer:
             await self._link.start_announcing(name, self.api_server.port)
             await self._link.start_announcing(f"{name}:ws", self.ws_server.port)
         await self._link.start_announcing(f"peerbook:{config.network}:feed", self._feed.port)
+
+    async def _refuse_existing_network(self) -> None:
+        """Two networks of one name on one grape would split every reader between two books:
+        bootstrap only if no live peer answers for the name (stale records are ignored)."""
+        name = f"peerbook:{self.config.network}:rpc"
+        try:
+            addresses = await self._link.lookup(name, fresh=True)
+        except GrenacheError:
+            return  # nobody announced (or the grape is unreachable: the announce will say)
+        for address in addresses:
+            try:
+                status = await self._client.send(
+                    address, name, {"action": "fetchStatus", "args": []}, timeout_s=2
+                )
+            except GrenacheError:
+                continue
+            peer = status["info"]["peer"] if isinstance(status, dict) else "?"
+            raise StartupError(
+                f"network {self.config.network} already exists (peer {peer} at {address} "
+                "answers): join it with --secret-file, or choose another --network"
+            )
 
     async def _wait_writable(self, timeout_s: float) -> None:
         assert self._raft is not None

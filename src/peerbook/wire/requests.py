@@ -189,8 +189,10 @@ def _decode_cancel(
 
 
 def _order_id(value: object) -> int:
-    if type(value) is int and value > 0:
-        return value
+    if type(value) is int:
+        if value > 0:
+            return value
+        raise _Refused(ErrorClass.ORDER_NOT_FOUND, f"order {value} does not exist")
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         return int(value)
     if isinstance(value, str):

@@ -1,0 +1,193 @@
+"""One fault run: a real cluster in network namespaces, clients, a seeded schedule of faults,
+then the checker. Needs root (namespaces, nftables).
+
+    python -m tests.nemesis.run [--peers 3] [--duration 60] [--seed N] [--keep DIR]
+
+Prints the seed first and one JSON summary last (the checker's, plus the nemesis log and the
+recovery time after each fault); exit status 0 only if every invariant held. A run is
+reproduced by its seed (the schedule and the clients' choices; timing is the machine's).
+The grape, every peer and the clients each run in their own namespace with their own
+address, on a bridge in a namespace of its own; everything is removed at the end, also on
+failure, and the processes started are stopped by PID.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from peerbook.demo.network import LocalNetwork, PeerProcess
+from tests.nemesis.netns import Fabric, unavailable
+
+FAULTS = ("isolate-leader", "kill-leader", "pause-leader", "isolate-follower", "kill-follower",
+          "pause-follower")  # fmt: skip
+
+
+class Nemesis:
+    """Applies faults to the peers and logs them (wall-clock times, like the history)."""
+
+    def __init__(self, fabric: Fabric, network: LocalNetwork, root: Path) -> None:
+        self.fabric = fabric
+        self.network = network
+        self.leader_file = root / "leader"
+        self.log: list[dict[str, Any]] = []
+
+    def _note(self, **event: Any) -> None:
+        event["t"] = time.time()
+        self.log.append(event)
+        print(json.dumps({"nemesis": event}), flush=True)
+
+    def _target(self, fault: str, rng: random.Random) -> PeerProcess:
+        leader = self.leader_file.read_text().strip() if self.leader_file.exists() else ""
+        peers = self.network.peers
+        leaders = [p for p in peers if p.peer == leader]
+        if fault.endswith("leader") and leaders:
+            return leaders[0]
+        others = [p for p in peers if p.peer != leader] or peers
+        return rng.choice(others)
+
+    async def apply(self, fault: str, rng: random.Random, length_s: float) -> None:
+        target = self._target(fault, rng)
+        others = [f"p{p.index}" for p in self.network.peers if p is not target]
+        self._note(fault=fault, peer=target.peer, phase="start")
+        if fault.startswith("isolate"):
+            self.fabric.isolate(f"p{target.index}", [*others, "grape"])
+            await asyncio.sleep(length_s)
+            self.fabric.heal(f"p{target.index}")
+        elif fault.startswith("kill"):
+            await self.network.kill(target)
+            await asyncio.sleep(length_s)
+            await self.network.restart(target)
+        else:
+            assert target.process is not None
+            target.process.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(length_s)
+            target.process.send_signal(signal.SIGCONT)
+        self._note(fault=fault, peer=target.peer, phase="healed")
+
+
+def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each fault: seconds from its healing to the next acknowledged order."""
+    acks = sorted(json.loads(line)["t"] for line in history_file.read_text().splitlines()
+                  if '"type": "ok"' in line)  # fmt: skip
+    found = []
+    for event in log:
+        if event["phase"] != "healed":
+            continue
+        started = next(e["t"] for e in log if e["fault"] == event["fault"] and e["phase"] == "start"
+                       and e["t"] <= event["t"])  # fmt: skip
+        during = [t for t in acks if started <= t <= event["t"]]
+        after = [t for t in acks if t > event["t"]]
+        found.append({"fault": event["fault"], "acks_during": len(during),
+                      "next_ack_after_heal_s": round(after[0] - event["t"], 3) if after else None})  # fmt: skip
+    return found
+
+
+async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    tag = f"pb{os.getpid() % 100000}"
+    fabric = Fabric(tag)
+    network: LocalNetwork | None = None
+    workload: asyncio.subprocess.Process | None = None
+    grape: subprocess.Popen[str] | None = None
+    try:
+        grape_ip = fabric.add("grape")
+        for index in range(1, args.peers + 1):
+            fabric.add(f"p{index}")
+        fabric.add("clients")
+        grape = subprocess.Popen(fabric.command("grape", [sys.executable, "-m", "peerbook", "grape",
+                                 "--host", grape_ip, "--port", "30001"]),
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert grape.stdout is not None
+        grape_url = grape.stdout.readline().strip()
+        network = LocalNetwork(root, grape_url, host=lambda i: fabric.addresses[f"p{i}"],
+                               launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}")])  # fmt: skip
+        for _ in range(args.peers):
+            await network.add_peer()
+        config = {
+            "grape": grape_url, "network": "main", "seed": args.seed, "clients": args.clients,
+            "duration_s": args.duration, "history": str(root / "history.jsonl"),
+            "leader_file": str(root / "leader"),
+            "peers": [{"peer": p.peer, "data_dir": str(p.data_dir)} for p in network.peers],
+        }  # fmt: skip
+        config_file = root / "config.json"
+        config_file.write_text(json.dumps(config))
+        workload = await asyncio.create_subprocess_exec(
+            *fabric.command("clients", [sys.executable, "-m", "tests.nemesis.workload",
+                                        str(config_file)]))  # fmt: skip
+        nemesis = Nemesis(fabric, network, root)
+        rng = random.Random(args.seed)
+        faults = list(args.faults or FAULTS)
+        started = time.monotonic()
+        await asyncio.sleep(3)
+        while time.monotonic() - started < args.duration - 12:
+            fault = faults.pop(0) if args.faults else rng.choice(faults)
+            if args.faults:
+                faults.append(fault)
+            await nemesis.apply(fault, rng, rng.uniform(3, 6))
+            await asyncio.sleep(rng.uniform(2, 4))
+        async with asyncio.timeout(args.duration + 60):
+            await workload.wait()
+        for peer in network.peers:
+            fabric.heal(f"p{peer.index}")
+            if not peer.running:
+                await network.restart(peer)
+        checked = subprocess.run(fabric.command("clients", [sys.executable, "-m",
+                                 "tests.nemesis.checker", str(config_file)]),
+                                 capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        if checked.returncode != 0:
+            return {"ok": False, "checker_error": checked.stderr[-3000:]}
+        summary: dict[str, Any] = json.loads(checked.stdout.splitlines()[-1])
+        summary["seed"] = args.seed
+        summary["peers"] = args.peers
+        summary["faults"] = _recovery(root / "history.jsonl", nemesis.log)
+        return summary
+    finally:
+        if workload is not None and workload.returncode is None:
+            workload.kill()
+            await workload.wait()
+        if network is not None:
+            await network.stop_all()
+        if grape is not None:
+            grape.terminate()
+            grape.wait(timeout=10)
+        fabric.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4, help="clients per peer")
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(10**6))
+    parser.add_argument("--faults", nargs="*", choices=FAULTS, help="cycle these (default: random)")
+    parser.add_argument("--keep", help="keep the run's files (history, logs) in this directory")
+    args = parser.parse_args()
+    # SIGTERM (a timeout, an impatient operator) must still clean up namespaces and processes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    reason = unavailable()
+    if reason is not None:
+        print(json.dumps({"skipped": reason}))
+        return 0
+    print(json.dumps({"seed": args.seed, "peers": args.peers, "duration": args.duration}),
+          flush=True)  # fmt: skip
+    if args.keep:
+        root = Path(args.keep)
+        root.mkdir(parents=True, exist_ok=True)
+        summary = asyncio.run(run(args, root))
+    else:
+        with tempfile.TemporaryDirectory(prefix="peerbook-nemesis-") as directory:
+            summary = asyncio.run(run(args, Path(directory)))
+    print(json.dumps(summary), flush=True)
+    return 0 if summary.get("ok") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
