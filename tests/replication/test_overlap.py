@@ -89,3 +89,20 @@ def test_snapshot_and_large_entry_transmissions_are_left_to_the_library() -> Non
         "data": b"x",
     }
     assert trim(local, message) is message
+
+
+def test_a_deposed_leaders_tail_makes_the_follower_resume_from_its_commit_index() -> None:
+    # The follower led in term 1 and appended 4..5 that never committed; the new leader's
+    # pipelined message starts past the follower's end. The library alone would answer
+    # "resume after 5", every time, and the conflict at 4..5 would never be found.
+    local = log(1, 1, 1, 1, 1)
+    ahead = append((9, 2), log(2, start=10))
+    rewritten = trim(local, ahead, commit_index=3)
+    assert (rewritten["prevLogIdx"], rewritten["entries"]) == (4, [])
+    assert rewritten["prevLogTerm"] != local[3][2]  # a mismatch: the library answers "from 4"
+
+
+def test_a_message_past_the_end_of_a_fully_committed_log_is_left_to_the_library() -> None:
+    local = log(1, 1, 1)
+    ahead = append((9, 2), log(2, start=10))
+    assert trim(local, ahead, commit_index=3) is ahead

@@ -15,6 +15,16 @@ entry matches and the follower's log goes on beyond them, the message becomes a 
 the end of the follower's log, which is safe only if that tail was written in the leader's own
 term (a leader never changes an entry of its term: Raft's Log Matching property); otherwise the
 message is left to the library.
+
+A second deviation: a follower that lacks ``prevLogIdx`` answers "resume after my last
+entry". When its tail holds uncommitted entries of an old term (a deposed leader's), the
+leader then sends from that point, the follower finds a conflict and asks to go one back,
+but the leader's pipelined messages beyond the follower's end arrive right after and each
+answer "after my last entry" again, the last answer wins, and the follower never catches up
+(seen after pausing a leader under load: it stayed behind forever while the others went
+on). Such a message is rewritten into a mismatch at the follower's first uncommitted index,
+so that the library answers "resume from my commit index": entries up to it are in the
+leader's log (Leader Completeness), and the matching-prefix rule above takes over from there.
 """
 
 from collections.abc import Callable
@@ -44,6 +54,8 @@ def trim_overlap(
     entries: list[Entry] = message.get("entries") or []
     if "transmission" in message:
         return message
+    if message["prevLogIdx"] > last_index > commit_index:
+        return {**message, "prevLogIdx": commit_index + 1, "prevLogTerm": -1, "entries": []}
     previous = entry_at(message["prevLogIdx"])
     if previous is None or previous[2] != message["prevLogTerm"]:
         return message  # the library answers a mismatch itself

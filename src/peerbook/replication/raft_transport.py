@@ -247,6 +247,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     async def _sender(self, node_id: str) -> None:
         outbox = self._outboxes[node_id]
         up = False
+        last_error = ""
         while True:
             batch: list[str] = []
             if up:
@@ -258,8 +259,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             try:
                 await self._post(node_id, batch)
             except GrenacheError as exc:
-                if up:
+                if up or str(exc) != last_error:
                     _log.info("raft peer %s unreachable: %s", node_id, exc)
+                last_error = str(exc)
+                if up:
                     self._notify("down", node_id)
                 up = False
                 while not outbox.empty():  # like a broken connection: these are lost
@@ -267,7 +270,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 await asyncio.sleep(_RETRY_S)
                 continue
             if not up:
-                up = True
+                up, last_error = True, ""
                 self._notify("up", node_id)
 
     async def _post(self, node_id: str, batch: list[str]) -> None:
