@@ -180,15 +180,20 @@ async def observe(config: dict[str, Any], history: list[dict[str, Any]]) -> Obse
 
 async def liveness_and_bad_input(config: dict[str, Any]) -> dict[str, Any]:
     """Time a new order at each peer after healing; send malformed requests to each."""
-    liveness, answered, sent = {}, 0, 0
+    liveness: dict[str, int | None] = {}
+    answered = sent = 0
     for peer in config["peers"]:
         client = AsyncClient.from_data_dir(config["grape"], Path(peer["data_dir"]),
                                            network=config["network"], timeout_s=5)  # fmt: skip
         started = time.monotonic()
         try:
             params = {"clientOrderId": f"live-{time.time_ns()}"}
-            await _retrying(client.create_order, "BTC/USD", "limit", "buy", "0.001", "1", params)
-            liveness[peer["peer"]] = round((time.monotonic() - started) * 1000)
+            try:
+                await _retrying(client.create_order, "BTC/USD", "limit", "buy", "0.001", "1",
+                                params)  # fmt: skip
+                liveness[peer["peer"]] = round((time.monotonic() - started) * 1000)
+            except PeerbookClientError:
+                liveness[peer["peer"]] = None  # no write within 30 s: not live
             for action, args in (("fetchOrderBook", ["NOPE/USD"]), ("fetchOrder", [None]),
                                  ("nonsense", []), ("createOrder", ["BTC/USD"])):  # fmt: skip
                 sent += 1

@@ -13,6 +13,7 @@ failure, and the processes started are stopped by PID.
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -75,19 +76,25 @@ class Nemesis:
 
 
 def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each fault: seconds from its healing to the next acknowledged order."""
+    """For each fault: acknowledgements during it, the longest stretch without any (how long
+    writes stalled), and how soon after healing the next one came."""
     acks = sorted(json.loads(line)["t"] for line in history_file.read_text().splitlines()
                   if '"type": "ok"' in line)  # fmt: skip
     found = []
+    starts: dict[str, float] = {}
     for event in log:
-        if event["phase"] != "healed":
+        if event["phase"] == "start":
+            starts[event["fault"]] = event["t"]
             continue
-        started = next(e["t"] for e in log if e["fault"] == event["fault"] and e["phase"] == "start"
-                       and e["t"] <= event["t"])  # fmt: skip
-        during = [t for t in acks if started <= t <= event["t"]]
-        after = [t for t in acks if t > event["t"]]
-        found.append({"fault": event["fault"], "acks_during": len(during),
-                      "next_ack_after_heal_s": round(after[0] - event["t"], 3) if after else None})  # fmt: skip
+        started, healed = starts[event["fault"]], event["t"]
+        window = [started, *(t for t in acks if started <= t <= healed + 5), healed + 5]
+        after = [t for t in acks if t > healed]
+        found.append({
+            "fault": event["fault"], "peer": event["peer"],
+            "acks_during": sum(1 for t in acks if started <= t <= healed),
+            "longest_stall_s": round(max(b - a for a, b in itertools.pairwise(window)), 3),
+            "next_ack_after_heal_s": round(after[0] - healed, 3) if after else None,
+        })  # fmt: skip
     return found
 
 
