@@ -47,6 +47,24 @@ def _decimal_text(value: Number | None, what: str) -> str | None:
     return str(value)
 
 
+class _NonceSource:
+    """Write nonces: the clock in microseconds, strictly increasing across every client of
+    this process (several clients may share one peer's credentials), plus a random offset
+    of under a millisecond chosen per process, so that two processes with the same
+    credentials rarely pick the same value in the same microsecond."""
+
+    def __init__(self) -> None:
+        self._offset = secrets.randbelow(1000)
+        self._last = 0
+
+    def next(self) -> str:
+        self._last = max(time.time_ns() // 1000 + self._offset, self._last + 1)
+        return str(self._last)
+
+
+_NONCES = _NonceSource()
+
+
 class AsyncClient:
     """A client of one network.
 
@@ -72,10 +90,7 @@ class AsyncClient:
         self._credentials = credentials
         # Lists are up to 10,000 orders or trades: replies of several MiB.
         self._rpc = RpcClient(Link(grape), timeout_s=timeout_s, reply_bytes_max=64 << 20)
-        # Nonces are the clock in microseconds; a random start keeps two processes with the
-        # same credentials from choosing the same nonce in the same microsecond.
-        self._last_nonce = 0
-        self._nonce_offset = secrets.randbelow(1000)
+
 
     @classmethod
     def from_data_dir(
@@ -115,9 +130,7 @@ class AsyncClient:
         return f"peerbook:{self.network}:rpc"
 
     def _nonce(self) -> str:
-        nonce = max(time.time_ns() // 1000 + self._nonce_offset, self._last_nonce + 1)
-        self._last_nonce = nonce
-        return str(nonce)
+        return _NONCES.next()
 
     async def call(self, action: str, args: list[Any], *, write: bool = False) -> Any:
         """Send one action; its reply data, or a typed error."""

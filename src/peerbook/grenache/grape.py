@@ -14,7 +14,7 @@ from aiohttp import web
 from peerbook.errors import RemoteProtocolError
 from peerbook.grenache.protocol import loads_json
 from peerbook.grenache.registry import GrapeAnswer, GrapeState
-from peerbook.grenache.transport import read_limited
+from peerbook.grenache.transport import listen, read_limited
 
 __all__ = ["PAYLOAD_BYTES_MAX", "EmbeddedGrape"]
 
@@ -56,10 +56,7 @@ class EmbeddedGrape:
         """Bind and serve. Raises OSError if the port is taken."""
         app = web.Application(client_max_size=PAYLOAD_BYTES_MAX)
         app.router.add_route("*", "/{verb:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await listen(app, self.host, self.port)
         self._state = GrapeState(self._max_age_ms, own_port=self.port)
 
     async def stop(self) -> None:

@@ -23,7 +23,7 @@ from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler, answer
-from peerbook.grenache.transport import new_session, post, read_limited
+from peerbook.grenache.transport import listen, new_session, post, read_limited
 
 __all__ = ["BODY_BYTES_MAX", "RpcClient", "RpcServer"]
 
@@ -58,10 +58,7 @@ class RpcServer:
         """Bind and serve. Raises OSError if the port is taken."""
         app = web.Application(client_max_size=self._body_bytes_max)
         app.router.add_route("*", "/{path:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await listen(app, self.host, self.port)
 
     async def stop(self) -> None:
         """Stop listening and close connections."""

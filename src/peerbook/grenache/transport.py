@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import aiohttp
+from aiohttp import web
 
 from peerbook.errors import (
     ClosedBeforeReplyError,
@@ -23,6 +24,7 @@ from peerbook.errors import (
 __all__ = [
     "IDLE_KEEPALIVE_S",
     "HttpReply",
+    "listen",
     "new_session",
     "post",
     "read_limited",
@@ -116,3 +118,13 @@ async def ws_connect(
         raise ConnectFailedError(f"cannot open a WebSocket to {url}: {exc!r}") from exc
     except aiohttp.ClientError as exc:
         raise TransportError(f"WebSocket to {url} failed: {exc!r}") from exc
+
+
+async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: any free port); the runner (to clean up) and the
+    port bound. Raises OSError if the port is taken. No access log, no signal handling:
+    the process that embeds a server decides how it stops."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner, int(runner.addresses[0][1])

@@ -32,7 +32,7 @@ from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler, answer
-from peerbook.grenache.transport import new_session, ws_connect
+from peerbook.grenache.transport import listen, new_session, ws_connect
 
 __all__ = ["MESSAGE_BYTES_MAX", "Publisher", "Subscriber", "WsRpcClient", "WsRpcServer"]
 
@@ -60,10 +60,7 @@ class _WsServer:
         """Bind and serve. Raises OSError if the port is taken."""
         app = web.Application()
         app.router.add_route("GET", "/{path:.*}", self._upgrade)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await listen(app, self.host, self.port)
 
     async def stop(self) -> None:
         """Close every socket and stop listening."""

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from peerbook.engine import Engine, OrderAccepted, OrderRejected, TradeExecuted
+from peerbook.grenache.transport import listen
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
@@ -102,10 +103,7 @@ class MetricsServer:
         """Bind and serve (port 0: any free one, see `port`)."""
         app = web.Application()
         app.router.add_get("/metrics", self._serve)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await listen(app, self.host, self.port)
 
     async def stop(self) -> None:
         """Stop serving."""
