@@ -17,6 +17,7 @@ Every applied command is also written to ``commands.jsonl`` in the data director
 """
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -54,6 +55,7 @@ __all__ = ["Peer", "PeerConfig", "StartupError", "run_peer"]
 _log = logging.getLogger(__name__)
 _JOIN_TIMEOUT_S = 60.0
 _MEMBERS_SAVE_S = 1.0
+_RESTART_WAIT_S = 3.0
 
 
 class StartupError(PeerbookError):
@@ -271,6 +273,9 @@ class Peer:
         )
         if first_start:  # a new network or member says "ready" once it can take orders
             await self._wait_writable(_JOIN_TIMEOUT_S)
+        else:  # a restart, briefly: the others may be down, and it must start anyway
+            with contextlib.suppress(StartupError):
+                await self._wait_writable(_RESTART_WAIT_S)
         self.machine.listeners.append(feed.on_applied)
         await self._feed.start()
         self._tasks.append(asyncio.create_task(self._save_members()))
