@@ -180,3 +180,26 @@ def test_a_paused_leader_catches_up_and_commits_again(fresh: Cluster) -> None:
             client.create_order("BTC/USD", "limit", "buy", "0.001", "1")
             assert time.monotonic() - started < 10
         check_everything_there(cluster, acked)
+
+
+def test_beyond_the_voters_a_peer_follows_as_a_replica(
+    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    cluster = start_cluster(tmp_path, grape_url, 4, network=request.node.name[:40],
+                            extra_args=("--voters", "3"))  # fmt: skip
+    try:
+        infos = {i["peer"]: i for i in cluster.statuses()}
+        assert infos["p4"]["role"] == "replica"
+        assert all(i["members"] == ["p1", "p2", "p3"] for i in infos.values())
+        acked: set[str] = set()
+        load_everywhere(cluster, "r", 20, acked)
+        cluster.run(place_until(cluster, 4, "at-replica", 20, acked))  # forwarded to the leader
+        assert len(acked) == 80
+        replica = cluster.peers[3]
+        cluster.run(cluster.network.kill(replica))
+        load_everywhere(cluster, "r2", 10, acked)
+        cluster.run(cluster.network.restart(replica))
+        assert cluster.statuses()[3]["role"] == "replica"
+        check_everything_there(cluster, acked)
+    finally:
+        cluster.close()

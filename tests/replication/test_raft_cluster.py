@@ -106,7 +106,7 @@ def signed_batch(secret: bytes, counter: int, body: str = "[]") -> dict[str, Any
 def test_raft_endpoint_refuses_unsigned_forged_and_replayed_batches() -> None:
     endpoint = RaftEndpoint(SECRET)
     delivered: list[Any] = []
-    endpoint.deliver = lambda sender, messages: delivered.append((sender, messages))
+    endpoint.deliver = lambda sender, replica, messages: delivered.append((sender, messages))
     assert endpoint.receive(signed_batch(SECRET, 1, '[{"d":{"type":"request_vote"}}]')) == {
         "ok": True
     }

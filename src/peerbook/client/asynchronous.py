@@ -91,7 +91,6 @@ class AsyncClient:
         # Lists are up to 10,000 orders or trades: replies of several MiB.
         self._rpc = RpcClient(Link(grape), timeout_s=timeout_s, reply_bytes_max=64 << 20)
 
-
     @classmethod
     def from_data_dir(
         cls, grape: str, data_dir: Path, *, network: str | None = None, timeout_s: float = 15.0

@@ -4,7 +4,8 @@ of the membership, and the journal (written by the replicated log).
 Files (all JSON, written whole to a temporary file and renamed, so a crash leaves the old or
 the new version, never half of one; secrets with mode 0600):
 
-- ``peer.json``: ``{"peer": ID, "network": NAME, "raft": "host:port"}``, fixed at first start.
+- ``peer.json``: ``{"peer": ID, "network": NAME, "raft": "host:port", "replica": BOOL}``,
+  fixed at first start (a replica follows without voting).
   The Raft address is part of the member's identity in the Raft configuration, so a restart
   reuses it even when the API port is chosen afresh.
 - ``credentials.json``: ``{"key": API_KEY, "secret": API_SECRET}`` (contract section 8).
@@ -31,6 +32,7 @@ class Identity(NamedTuple):
     peer: str
     network: str
     raft: str
+    replica: bool = False
 
 
 class Credentials(NamedTuple):
@@ -99,7 +101,10 @@ class DataDir:
             isinstance(document.get(f), str) for f in fields
         ):
             raise ValueError(f"{path} is not a peer identity")
-        return Identity(*(document[f] for f in fields))
+        replica = document.get("replica", False)
+        if not isinstance(replica, bool):
+            raise ValueError(f"{path}: replica is not a boolean")
+        return Identity(document["peer"], document["network"], document["raft"], replica)
 
     def save_identity(self, identity: Identity) -> None:
         """Record the identity of a first start."""

@@ -7,6 +7,10 @@ running with those members as partners, to be added. Both requests carry a proof
 HMAC-SHA256, under the cluster secret, of the request's operation, network, peer, Raft
 address and a microsecond nonce that must be within a minute of the receiver's clock.
 
+When the voting members are already `voters_max`, the new peer does not ask to be added: it
+follows as a non-voting replica (it receives and applies the whole log, never votes), and a
+joiner that loses that race (``JoinFull`` on ``add``) becomes a replica too.
+
 The addition is the library's membership change, one at a time: a peer that is asked while
 another change is in flight answers ``busy`` and the joiner asks again. Adding a member that
 is already one succeeds, so a joiner that lost the answer can simply retry.
@@ -18,14 +22,22 @@ import hmac
 import logging
 import random
 import time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from peerbook.errors import GrenacheError, PeerbookError, RpcError
 from peerbook.grenache import RpcClient
 from peerbook.grenache.protocol import Json
 from peerbook.replication.raft_transport import member_id
 
-__all__ = ["JoinRefused", "JoinService", "Membership", "join_key", "request_join"]
+__all__ = [
+    "JoinAnswer",
+    "JoinFull",
+    "JoinRefused",
+    "JoinService",
+    "Membership",
+    "join_key",
+    "request_join",
+]
 
 _log = logging.getLogger(__name__)
 _PROOF_WINDOW_US = 60_000_000
@@ -39,6 +51,17 @@ def join_key(network: str) -> str:
 
 class JoinRefused(PeerbookError):
     """The network refused this peer, or no peer of it could be reached in time."""
+
+
+class JoinFull(JoinRefused):
+    """The voting membership is full: join as a non-voting replica instead."""
+
+
+class JoinAnswer(NamedTuple):
+    """The voting members, and whether they are as many as the network takes."""
+
+    members: list[str]
+    voters_full: bool
 
 
 class Membership(Protocol):
@@ -92,13 +115,13 @@ class JoinService:
         node = member_id(peer, raft)
         members = self._membership.members
         if op == "members" or node in members:
-            return {"members": members}
+            return {"members": members, "voters_full": len(members) >= self._voters_max}
         if any(m.partition("@")[0] == peer for m in members):
             raise RpcError(f"JoinRefused: peer id {peer} is taken by another member")
         if len(members) >= self._voters_max:
             raise RpcError(
-                f"JoinRefused: the network has {len(members)} voting members, the most it "
-                "takes; non-voting replicas are not supported in this version"
+                f"JoinFull: the network has {len(members)} voting members, the most it "
+                "takes; follow as a non-voting replica"
             )
         if self._changing.locked():
             raise RpcError("JoinBusy: another membership change is in progress")
@@ -108,7 +131,8 @@ class JoinService:
             except PeerbookError as exc:
                 raise RpcError(f"JoinBusy: {exc}") from exc
         _log.info("added %s to the membership", node)
-        return {"members": self._membership.members}
+        members = self._membership.members
+        return {"members": members, "voters_full": len(members) >= self._voters_max}
 
 
 async def request_join(
@@ -120,14 +144,13 @@ async def request_join(
     op: str,
     *,
     timeout_s: float,
-) -> list[str]:
+) -> JoinAnswer:
     """Send one join request (``op`` ``members`` or ``add``) to any peer of the network and
-    return the members it answers with; retries other peers and busy answers until
-    ``timeout_s``.
+    return its answer; retries other peers and busy answers until ``timeout_s``.
 
     Raises:
-        JoinRefused: refused for good (bad secret, full network, taken id), or no answer in
-            time.
+        JoinFull: ``add`` found the voting membership full.
+        JoinRefused: refused for good (bad secret, taken id), or no answer in time.
     """
     deadline = time.monotonic() + timeout_s
     last = "no peer of the network answered"
@@ -152,6 +175,8 @@ async def request_join(
             try:
                 reply = await client.send(address, join_key(network), payload, timeout_s=15)
             except RpcError as exc:
+                if str(exc).startswith("JoinFull"):
+                    raise JoinFull(str(exc)) from exc
                 if str(exc).startswith("JoinRefused"):
                     raise JoinRefused(str(exc)) from exc
                 last = str(exc)
@@ -161,8 +186,11 @@ async def request_join(
                 last = str(exc)
                 continue
             members = reply.get("members") if isinstance(reply, dict) else None
-            if isinstance(members, list) and all(isinstance(m, str) for m in members):
-                return members
+            full = reply.get("voters_full") if isinstance(reply, dict) else None
+            names = isinstance(members, list) and all(isinstance(m, str) for m in members)
+            if names and isinstance(full, bool):
+                assert isinstance(members, list)
+                return JoinAnswer(members, full)
             last = f"malformed join answer {reply!r:.80}"
         await asyncio.sleep(min(0.2 * attempt, 1.0))
     raise JoinRefused(f"could not join network {network} in {timeout_s:g} s: {last}")

@@ -38,7 +38,7 @@ from peerbook.node.command_log import CommandLog
 from peerbook.node.datadir import DataDir, Identity
 from peerbook.node.feed import Feed
 from peerbook.node.history import TradeHistory
-from peerbook.node.join import JoinService, join_key, request_join
+from peerbook.node.join import JoinFull, JoinService, join_key, request_join
 from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
@@ -220,27 +220,40 @@ class Peer:
         await self._raft_server.start()
         self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
         await self.api_server.start()
-        if first_start and not config.bootstrap:
-            partners = await request_join(
+        joining = first_start and not config.bootstrap
+        if joining:
+            answer = await request_join(
                 self._client, config.network, secret, identity.peer, identity.raft, "members",
                 timeout_s=_JOIN_TIMEOUT_S,
             )  # fmt: skip
+            partners = answer.members
+            identity = self.identity = identity._replace(replica=answer.voters_full)
         else:
             partners = self.directory.members()
-        raft = self._raft = RaftLog(
-            self_id,
-            [p for p in partners if p != self_id],
-            self.machine,
-            endpoint=endpoint,
-            client=self._client,
-            secret=secret,
-            data_dir=config.data_dir,
-        )
-        if first_start and not config.bootstrap:
-            await request_join(
-                self._client, config.network, secret, identity.peer, identity.raft, "add",
-                timeout_s=_JOIN_TIMEOUT_S,
-            )  # fmt: skip
+
+        def start_log(replica: bool) -> RaftLog:
+            return RaftLog(
+                self_id,
+                [p for p in partners if p != self_id],
+                self.machine,
+                endpoint=endpoint,
+                client=self._client,
+                secret=secret,
+                data_dir=config.data_dir,
+                replica=replica,
+            )
+
+        raft = self._raft = start_log(identity.replica)
+        if joining and not identity.replica:
+            try:
+                await request_join(
+                    self._client, config.network, secret, identity.peer, identity.raft, "add",
+                    timeout_s=_JOIN_TIMEOUT_S,
+                )  # fmt: skip
+            except JoinFull:  # others filled the last voting seats first
+                raft.close()
+                identity = self.identity = identity._replace(replica=True)
+                raft = self._raft = start_log(True)
         if first_start:
             self.directory.save_identity(identity)
             self.directory.save_members(raft.members)

@@ -84,6 +84,9 @@ class RaftLog:
         leader_fallback_s: a leader that hears from no majority for this long steps down, so
             that the minority side of a partition refuses writes within seconds (the library's
             default is 30 s).
+        replica: follow as a non-voting replica (the library's read-only node): the log is
+            replicated to it and it applies every entry, but it never votes or counts towards
+            a majority; ``partners`` are then all the voting members.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class RaftLog:
         data_dir: Path | None = None,
         propose_timeout_s: float = 10.0,
         leader_fallback_s: float = 2.0,
+        replica: bool = False,
     ) -> None:
         safe_pickle.install()
         self.machine = machine
@@ -120,11 +124,13 @@ class RaftLog:
             endpoint=endpoint,
             secret=secret,
             wake=self._wake.set,
+            self_id=address,
         )
         self.address = address
+        self.replica = replica
         self._member = _Member(
             machine,
-            Node(address),
+            None if replica else Node(address),
             [Node(p) for p in partners],
             conf,
             nodeClass=Node,
@@ -210,13 +216,18 @@ class RaftLog:
 
     @property
     def members(self) -> list[str]:
-        """The node ids of the voting members as this member knows them, itself included."""
-        others = (str(node.id) for node in self._member.otherNodes)
-        return sorted({self.address, *others})
+        """The node ids of the voting members as this member knows them (itself included
+        unless it is a replica)."""
+        voters = {str(node.id) for node in self._member.otherNodes}
+        if not self.replica:
+            voters.add(self.address)
+        return sorted(voters)
 
     @property
     def role(self) -> str:
-        """``leader`` or ``follower`` (a candidate counts as a follower)."""
+        """``leader``, ``follower`` (a candidate counts as one) or ``replica``."""
+        if self.replica:
+            return "replica"
         return "leader" if self._member._isLeader() else "follower"
 
     @property

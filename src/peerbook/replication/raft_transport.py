@@ -26,6 +26,7 @@ import queue
 from collections.abc import Callable
 from typing import Any
 
+from pysyncobj.node import Node
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.transport import Transport
 
@@ -53,6 +54,9 @@ traffic runs on its own RPC server with this limit, apart from the 64 KiB client
 _BATCH_BYTES_MAX = 4 << 20
 _BATCH_MAX = 256
 _RETRY_S = 0.2
+_KEEPALIVE_S = 1.0
+_REPLICA_BOOT = "r:"
+"""A sender whose boot id starts with this is a non-voting replica (the boot id is signed)."""
 _SEND_TIMEOUT_S = 2.0
 
 
@@ -89,7 +93,7 @@ class RaftEndpoint:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
         self._last_seen: dict[tuple[str, str], int] = {}
-        self.deliver: Callable[[str, list[Any]], None] | None = None
+        self.deliver: Callable[[str, bool, list[Any]], None] | None = None
 
     def receive(self, payload: Any) -> dict[str, bool]:
         """Check and accept one batch; raises RpcError for anything not from a member."""
@@ -114,7 +118,7 @@ class RaftEndpoint:
         if not isinstance(messages, list):
             raise RpcError("ERR_RAFT: messages are not a list")
         if self.deliver is not None:
-            self.deliver(sender, messages)
+            self.deliver(sender, boot.startswith(_REPLICA_BOOT), messages)
         return {"ok": True}
 
 
@@ -130,6 +134,13 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         endpoint: the receiving half, wired to this member's RPC server.
         secret: the cluster secret that signs every batch.
         wake: asks for a library tick soon (called on the loop when something arrives).
+        self_id: this member's node id (pysyncobj passes no node for a non-voting replica).
+
+    Non-voting replicas: a replica's batches carry a boot id marked as a replica's. A member
+    that hears from a replica it does not know adds it as one of the library's read-only
+    nodes (the leader then replicates to it without counting it), and forgets it when it
+    stops answering; every sender pings its peer when it has had nothing to send for a
+    second, so a forgotten replica is found again.
     """
 
     def __init__(
@@ -143,6 +154,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         endpoint: RaftEndpoint,
         secret: bytes,
         wake: Callable[[], None],
+        self_id: str,
     ) -> None:
         super().__init__(sync_obj, self_node, other_nodes)
         self._sync_obj = sync_obj
@@ -150,8 +162,9 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._loop = loop
         self._client = client
         self._secret = secret
-        self._self_id: str = self_node.id
-        self._boot = os.urandom(8).hex()
+        self._self_id = self_id
+        self._boot = (_REPLICA_BOOT if self_node is None else "") + os.urandom(8).hex()
+        self._replicas: set[str] = set()  # read-only nodes we know; tick thread only
         self._counter = 0
         self._nodes = {node.id: node for node in other_nodes}
         self._connected: set[str] = set()  # read and written on the tick thread only
@@ -197,8 +210,14 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 kind, node_id, message = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            if kind == "replica":
+                self._add_replica(node_id)
+                continue
             node = self._nodes.get(node_id)
             if node is None:
+                continue
+            if kind == "down" and node_id in self._replicas:
+                self._drop_replica(node)
                 continue
             if kind == "up" and node_id not in self._connected:
                 self._connected.add(node_id)
@@ -210,6 +229,21 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 if isinstance(message, dict) and message.get("type") == "append_entries":
                     message = self._without_overlap(message)
                 self._onMessageReceived(node, message)
+
+    def _add_replica(self, node_id: str) -> None:
+        if node_id in self._nodes:
+            return
+        node = Node(node_id)
+        self._nodes[node_id] = node
+        self._replicas.add(node_id)
+        self._connected.add(node_id)
+        self._loop.call_soon_threadsafe(self._start_sender, node_id)
+        self._onReadonlyNodeConnected(node)
+
+    def _drop_replica(self, node: Any) -> None:
+        self._replicas.discard(node.id)
+        self.dropNode(node)
+        self._onReadonlyNodeDisconnected(node)
 
     def _without_overlap(self, message: dict[str, Any]) -> dict[str, Any]:
         """Apply Raft's §5.3 rule the library gets wrong (`peerbook.replication.overlap`).
@@ -234,7 +268,9 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
 
     # -- loop thread -----------------------------------------------------------------------
 
-    def _received(self, sender: str, messages: list[Any]) -> None:
+    def _received(self, sender: str, replica: bool, messages: list[Any]) -> None:
+        if replica:
+            self._notify("replica", sender)  # registered on the tick thread, if new
         self._notify("up", sender)  # a member that can reach us is alive
         for message in messages:
             self._notify("message", sender, message)
@@ -251,8 +287,12 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         while True:
             batch: list[str] = []
             if up:
-                batch.append(await outbox.get())
-                size = len(batch[0])
+                try:
+                    async with asyncio.timeout(_KEEPALIVE_S):
+                        batch.append(await outbox.get())
+                except TimeoutError:
+                    pass  # nothing to say for a while: an empty batch, as a keepalive
+                size = len(batch[0]) if batch else 0
                 while not outbox.empty() and len(batch) < _BATCH_MAX and size < _BATCH_BYTES_MAX:
                     batch.append(outbox.get_nowait())
                     size += len(batch[-1])
