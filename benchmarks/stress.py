@@ -1,0 +1,113 @@
+"""Sustained load on peer processes, watching memory and latency over time (issue: prove it,
+"Stress and scale").
+
+Run: ``python benchmarks/stress.py [--peers 3] [--minutes 10] [--rate 200]``.
+
+Starts an embedded grape and fresh ``peerbook node`` processes, then places crossing limit
+orders through the public API at ``--rate`` orders/s in total (spread over every peer, with
+some cancels), for ``--minutes``. Every minute it prints the acknowledged orders, the p50 and
+p99 latency of that minute, and each peer's resident memory (VmRSS from /proc). A first
+minute of the same load is the baseline the later minutes are compared with (latency ratio,
+memory growth). Memory that grows with the history is expected in this version (the engine
+keeps every order and the trade history is in memory, see docs/engine.md); latency that
+grows is not.
+"""
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from peerbook.client import AsyncClient, PeerbookClientError
+from peerbook.demo.network import LocalNetwork
+from peerbook.grenache import EmbeddedGrape
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _trader(client: AsyncClient, interval: float, stop: float, rng: random.Random,
+                  samples: list[tuple[float, float]]) -> None:  # fmt: skip
+    opened: list[str] = []
+    next_at = time.monotonic()
+    while time.monotonic() < stop:
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        started = time.monotonic()
+        try:
+            if opened and rng.random() < 0.2:
+                await client.cancel_order(opened.pop(rng.randrange(len(opened))))
+            else:
+                side = rng.choice(("buy", "sell"))
+                order = await client.create_order(
+                    "BTC/USD", "limit", side, "0.001", f"{30000 + rng.randint(-3, 3)}"
+                )
+                if order["status"] == "open":
+                    opened.append(order["id"])
+        except PeerbookClientError:
+            continue
+        samples.append((started, time.monotonic() - started))
+
+
+async def _main(args: argparse.Namespace) -> None:
+    grape = EmbeddedGrape("127.0.0.1", 0)
+    await grape.start()
+    with tempfile.TemporaryDirectory(prefix="peerbook-stress-") as root:
+        network = LocalNetwork(Path(root), grape.url)
+        clients: list[AsyncClient] = []
+        try:
+            for _ in range(args.peers):
+                await network.add_peer()
+            per_client = args.rate / (args.peers * args.clients)
+            clients = [AsyncClient.from_data_dir(grape.url, p.data_dir)
+                       for p in network.peers for _ in range(args.clients)]  # fmt: skip
+            samples: list[tuple[float, float]] = []
+            begin = time.monotonic()
+            stop = begin + args.minutes * 60
+            rng = random.Random(args.seed)
+            traders = [asyncio.create_task(_trader(c, 1 / per_client, stop,
+                                                   random.Random(rng.random()), samples))
+                       for c in clients]  # fmt: skip
+            print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
+            print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer")
+            base: tuple[float, list[float]] | None = None
+            for minute in range(1, args.minutes + 1):
+                await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
+                window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
+                samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
+                rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
+                p50 = statistics.median(window) * 1000 if window else float("nan")
+                p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
+                base = base or (p99, rss)
+                print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
+                      + " ".join(f"{r:6.0f}" for r in rss), flush=True)  # fmt: skip
+            await asyncio.gather(*traders)
+            assert base is not None
+            growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))
+            print(f"last minute / first minute: p99 {p99 / base[0]:.2f}, memory {growth}")
+        finally:
+            for client in clients:
+                await client.close()
+            await network.stop_all()
+            await grape.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4, help="clients per peer")
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=200.0, help="orders/s offered in total")
+    parser.add_argument("--seed", type=int, default=1)
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
