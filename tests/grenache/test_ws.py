@@ -244,3 +244,24 @@ def test_subscriber_backs_off_while_its_publisher_is_gone() -> None:
             assert 4 <= lookups <= 8, lookups
 
     run(scenario())
+
+
+def test_a_stopping_ws_server_answers_the_requests_it_is_handling() -> None:
+    async def slow(key: str, payload: Json) -> Json:
+        await asyncio.sleep(0.5)
+        return {"done": payload}
+
+    async def scenario() -> None:
+        server = WsRpcServer(slow)
+        await server.start()
+        client = WsRpcClient(Link("http://127.0.0.1:9"))
+        try:
+            address = f"127.0.0.1:{server.port}"
+            request = asyncio.ensure_future(client.send(address, "svc", 1, timeout_s=5))
+            await asyncio.sleep(0.1)  # the handler is running
+            await server.stop()  # waits for it, then closes
+            assert await request == {"done": 1}
+        finally:
+            await client.close()
+
+    run(scenario())

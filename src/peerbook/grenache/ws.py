@@ -34,7 +34,14 @@ from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler, answer
 from peerbook.grenache.transport import listen, new_session, ws_connect
 
-__all__ = ["MESSAGE_BYTES_MAX", "Publisher", "Subscriber", "WsRpcClient", "WsRpcServer"]
+__all__ = [
+    "DRAIN_TIMEOUT_S",
+    "MESSAGE_BYTES_MAX",
+    "Publisher",
+    "Subscriber",
+    "WsRpcClient",
+    "WsRpcServer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +49,8 @@ MESSAGE_BYTES_MAX = 1 << 20
 """Largest WebSocket message accepted, either way."""
 SEND_TIMEOUT_S = 2.0
 """A peer that does not take a frame within this long is too slow: its socket is closed."""
+DRAIN_TIMEOUT_S = 10.0
+"""How long a stopping WebSocket RPC server waits for the requests it is handling."""
 IN_FLIGHT_MAX = 1024
 """Most requests one WebSocket may have waiting for the handler; more are refused."""
 
@@ -121,7 +130,9 @@ async def _close(socket: aiohttp.ClientWebSocketResponse) -> None:
 
 class WsRpcServer(_WsServer):
     """Serves Grenache RPC requests over WebSocket; requests on one socket run concurrently.
-    A message over ``message_bytes_max`` closes its socket (WebSocket code 1009) unparsed."""
+    A message over ``message_bytes_max`` closes its socket (WebSocket code 1009) unparsed.
+    `stop` is graceful: requests already being handled are answered (for up to
+    `DRAIN_TIMEOUT_S`) before the sockets close; requests arriving meanwhile are refused."""
 
     def __init__(
         self,
@@ -133,6 +144,14 @@ class WsRpcServer(_WsServer):
     ) -> None:
         super().__init__(host, port, message_bytes_max)
         self._handler = handler
+        self._handling: set[asyncio.Task[None]] = set()
+        self._draining = False
+
+    async def stop(self) -> None:
+        self._draining = True
+        if self._handling:
+            await asyncio.wait(set(self._handling), timeout=DRAIN_TIMEOUT_S)
+        await super().stop()
 
     async def _serve(self, socket: web.WebSocketResponse) -> None:
         pending: set[asyncio.Task[None]] = set()
@@ -142,13 +161,18 @@ class WsRpcServer(_WsServer):
             data = message.data
             if isinstance(data, str):
                 data = data.encode("utf-8", "surrogatepass")
-            if len(pending) >= IN_FLIGHT_MAX:
+            busy = None
+            if self._draining:
+                busy = "ERR_BUSY: the server is stopping"
+            elif len(pending) >= IN_FLIGHT_MAX:
                 busy = f"ERR_BUSY: more than {IN_FLIGHT_MAX} requests in flight on this socket"
+            if busy is not None:
                 await self._send(socket, protocol.encode_reply(None, busy, None).decode())
                 continue
             task = asyncio.create_task(self._reply(socket, data))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            for tracker in (pending, self._handling):
+                tracker.add(task)
+                task.add_done_callback(tracker.discard)
         for task in pending:
             task.cancel()
 
