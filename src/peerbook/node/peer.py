@@ -205,13 +205,12 @@ class Peer:
             await self._refuse_existing_network()
         secret = self._secret(first_start)
         self.identity = identity
-        self_id = member_id(identity.peer, identity.raft)
-        endpoint = RaftEndpoint(secret)
+        # Everything derived from applied entries listens before the journal is replayed.
         self._commands = CommandLog(self.directory.commands)
-        self.machine.listeners.append(self._commands.on_applied)
         self._audit = AuditTrail(self.directory.audit, self.machine.engine)
-        self.machine.listeners.append(self._audit.on_applied)
+        self.machine.listeners += [self._commands.on_applied, self._audit.on_applied]
         self._audit.start()
+        endpoint = RaftEndpoint(secret)
         host, port = identity.raft.rsplit(":", 1)
         self._raft_server = RpcServer(
             self._raft_handler(endpoint), host=host, port=int(port),
@@ -220,6 +219,17 @@ class Peer:
         await self._raft_server.start()
         self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
         await self.api_server.start()
+        raft = await self._join_or_recover(first_start, secret, endpoint)
+        await self._serve(raft, secret, first_start)
+
+    async def _join_or_recover(
+        self, first_start: bool, secret: bytes, endpoint: RaftEndpoint
+    ) -> RaftLog:
+        """Start this peer's Raft member: a new network, a join (as a voter while there are
+        seats, else as a replica), or a restart with the members last recorded."""
+        config, identity = self.config, self.identity
+        assert identity is not None
+        self_id = member_id(identity.peer, identity.raft)
         joining = first_start and not config.bootstrap
         if joining:
             answer = await request_join(
@@ -257,6 +267,12 @@ class Peer:
         if first_start:
             self.directory.save_identity(identity)
             self.directory.save_members(raft.members)
+        return raft
+
+    async def _serve(self, raft: RaftLog, secret: bytes, first_start: bool) -> None:
+        """Wire the API, the feed and the metrics to the log, wait for a leader, announce."""
+        config, identity = self.config, self.identity
+        assert identity is not None and self.api_server is not None
         self._batcher = Batcher(identity.peer, raft.propose)
         self._auth = Authenticator(self.directory.credentials(), self.directory.nonces)
         self._join = JoinService(config.network, secret, raft, voters_max=config.voters_max)
