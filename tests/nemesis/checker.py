@@ -127,7 +127,7 @@ async def observe(config: dict[str, Any], history: list[dict[str, Any]]) -> Obse
     peers = [p["peer"] for p in config["peers"]]
     readers = {p: AsyncClient(grape, network=network, peer=p, timeout_s=5) for p in peers}
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + config.get("settle_s", 60)
         while True:
             statuses = [(await _retrying(r.fetch_status))["info"] for r in readers.values()]
             if len({(s["applied"], s["digest"]) for s in statuses}) == 1:

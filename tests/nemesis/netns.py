@@ -84,20 +84,24 @@ class Fabric:
         """``argv`` run inside node ``name``'s namespace (the process keeps its own PID)."""
         return ["ip", "netns", "exec", self.namespace(name), *argv]
 
-    def isolate(self, name: str, others: Sequence[str]) -> None:
-        """Drop everything between node ``name`` and the nodes ``others`` (both ways)."""
+    def isolate(
+        self, name: str, others: Sequence[str], *, one_way: bool = False, loss_percent: int = 100
+    ) -> None:
+        """Drop traffic between node ``name`` and the nodes ``others``: both ways, or only
+        what ``name`` sends (``one_way``); all of it, or ``loss_percent`` of the packets at
+        random."""
         addresses = ", ".join(self.addresses[o] for o in others)
-        namespace = self.namespace(name)
+        verdict = "drop" if loss_percent >= 100 else f"numgen random mod 100 < {loss_percent} drop"
+        incoming = "" if one_way else f" ip saddr {{ {addresses} }} {verdict};"
         script = (
             "table inet partition {\n"
-            "  chain input { type filter hook input priority 0; policy accept;"
-            f" ip saddr {{ {addresses} }} drop; }}\n"
+            f"  chain input {{ type filter hook input priority 0; policy accept;{incoming} }}\n"
             "  chain output { type filter hook output priority 0; policy accept;"
-            f" ip daddr {{ {addresses} }} drop; }}\n"
+            f" ip daddr {{ {addresses} }} {verdict}; }}\n"
             "}\n"
         )
-        subprocess.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=script.encode(),
-                       check=True, capture_output=True, timeout=30)  # fmt: skip
+        subprocess.run(["ip", "netns", "exec", self.namespace(name), "nft", "-f", "-"],
+                       input=script.encode(), check=True, capture_output=True, timeout=30)  # fmt: skip
 
     def heal(self, name: str) -> None:
         """Remove node ``name``'s partition, if any."""

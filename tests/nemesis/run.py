@@ -27,17 +27,26 @@ from typing import Any
 
 from peerbook.demo.network import LocalNetwork, PeerProcess
 from tests.nemesis.netns import Fabric, unavailable
+from tests.nemesis.unsafe import MODES
 
 FAULTS = ("isolate-leader", "kill-leader", "pause-leader", "isolate-follower", "kill-follower",
-          "pause-follower")  # fmt: skip
+          "pause-follower", "one-way-leader", "loss-leader", "flap-leader", "kill-majority",
+          "kill-all", "pause-grape")  # fmt: skip
+"""Fault classes: a partition of the leader or of a follower from every other node (both
+ways, only what it sends, or 30 % packet loss; ``flap`` isolates and heals it every second),
+kill -9 and restart (the leader, a follower, a majority, every peer at once), SIGSTOP and
+SIGCONT (the leader, a follower, the grape)."""
 
 
 class Nemesis:
     """Applies faults to the peers and logs them (wall-clock times, like the history)."""
 
-    def __init__(self, fabric: Fabric, network: LocalNetwork, root: Path) -> None:
+    def __init__(
+        self, fabric: Fabric, network: LocalNetwork, root: Path, grape: "subprocess.Popen[str]"
+    ) -> None:
         self.fabric = fabric
         self.network = network
+        self.grape = grape
         self.leader_file = root / "leader"
         self.log: list[dict[str, Any]] = []
 
@@ -57,21 +66,38 @@ class Nemesis:
 
     async def apply(self, fault: str, rng: random.Random, length_s: float) -> None:
         target = self._target(fault, rng)
+        node = f"p{target.index}"
         others = [f"p{p.index}" for p in self.network.peers if p is not target]
         self._note(fault=fault, peer=target.peer, phase="start")
-        if fault.startswith("isolate"):
-            self.fabric.isolate(f"p{target.index}", [*others, "grape"])
+        if fault.startswith(("isolate", "one-way", "loss")):
+            self.fabric.isolate(node, [*others, "grape"], one_way=fault.startswith("one-way"),
+                                loss_percent=30 if fault.startswith("loss") else 100)  # fmt: skip
             await asyncio.sleep(length_s)
-            self.fabric.heal(f"p{target.index}")
+            self.fabric.heal(node)
+        elif fault.startswith("flap"):
+            deadline = time.monotonic() + length_s
+            while time.monotonic() < deadline:
+                self.fabric.isolate(node, [*others, "grape"])
+                await asyncio.sleep(1.0)
+                self.fabric.heal(node)
+                await asyncio.sleep(1.0)
+        elif fault in ("kill-majority", "kill-all"):
+            peers = list(self.network.peers)
+            victims = peers if fault == "kill-all" else rng.sample(peers, len(peers) // 2 + 1)
+            for victim in victims:
+                await self.network.kill(victim)
+            await asyncio.sleep(length_s)
+            for victim in victims:
+                await self.network.restart(victim)
         elif fault.startswith("kill"):
             await self.network.kill(target)
             await asyncio.sleep(length_s)
             await self.network.restart(target)
         else:
-            assert target.process is not None
-            target.process.send_signal(signal.SIGSTOP)
+            process: Any = self.grape if fault == "pause-grape" else target.process
+            process.send_signal(signal.SIGSTOP)
             await asyncio.sleep(length_s)
-            target.process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGCONT)
         self._note(fault=fault, peer=target.peer, phase="healed")
 
 
@@ -114,14 +140,18 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert grape.stdout is not None
         grape_url = grape.stdout.readline().strip()
+        program: tuple[str, ...] = (sys.executable, "-m", "peerbook")
+        if args.unsafe:
+            program = (sys.executable, "-m", "tests.nemesis.unsafe", args.unsafe)
         network = LocalNetwork(root, grape_url, host=lambda i: fabric.addresses[f"p{i}"],
-                               launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}")])  # fmt: skip
+                               launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}")],
+                               program=program)  # fmt: skip
         for _ in range(args.peers):
             await network.add_peer()
         config = {
             "grape": grape_url, "network": "main", "seed": args.seed, "clients": args.clients,
             "duration_s": args.duration, "history": str(root / "history.jsonl"),
-            "leader_file": str(root / "leader"),
+            "leader_file": str(root / "leader"), "settle_s": args.settle,
             "peers": [{"peer": p.peer, "data_dir": str(p.data_dir)} for p in network.peers],
         }  # fmt: skip
         config_file = root / "config.json"
@@ -129,7 +159,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         workload = await asyncio.create_subprocess_exec(
             *fabric.command("clients", [sys.executable, "-m", "tests.nemesis.workload",
                                         str(config_file)]))  # fmt: skip
-        nemesis = Nemesis(fabric, network, root)
+        nemesis = Nemesis(fabric, network, root, grape)
         rng = random.Random(args.seed)
         faults = list(args.faults or FAULTS)
         started = time.monotonic()
@@ -153,6 +183,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             return {"ok": False, "checker_error": checked.stderr[-3000:]}
         summary: dict[str, Any] = json.loads(checked.stdout.splitlines()[-1])
         summary["seed"] = args.seed
+        summary["unsafe"] = args.unsafe
         summary["peers"] = args.peers
         summary["faults"] = _recovery(root / "history.jsonl", nemesis.log)
         return summary
@@ -176,6 +207,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(10**6))
     parser.add_argument("--faults", nargs="*", choices=FAULTS, help="cycle these (default: random)")
     parser.add_argument("--keep", help="keep the run's files (history, logs) in this directory")
+    parser.add_argument("--settle", type=float, default=60.0,
+                        help="how long the checker waits for the peers to agree")  # fmt: skip
+    parser.add_argument("--unsafe", choices=MODES,
+                        help="run deliberately broken peers (a negative control: must fail)")  # fmt: skip
     args = parser.parse_args()
     # SIGTERM (a timeout, an impatient operator) must still clean up namespaces and processes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

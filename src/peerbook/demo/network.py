@@ -58,6 +58,7 @@ class LocalNetwork:
         host: the address peer ``index`` (1-based) binds and announces (127.0.0.1 by default).
         launcher: the command prefix that runs peer ``index``, e.g. ``ip netns exec NS`` (the
             prefix must exec the command so that the process keeps its PID).
+        program: the command that runs ``peerbook`` (a test may run a patched one).
     """
 
     def __init__(
@@ -70,7 +71,9 @@ class LocalNetwork:
         extra_args: tuple[str, ...] = (),
         host: Callable[[int], str] = lambda index: "127.0.0.1",
         launcher: Callable[[int], list[str]] = lambda index: [],
+        program: tuple[str, ...] = (sys.executable, "-m", "peerbook"),
     ) -> None:
+        self._program = program
         self.root = root
         self._host = host
         self._launcher = launcher
@@ -86,7 +89,7 @@ class LocalNetwork:
         return self.root / "peer1" / "secret"
 
     def _command(self, peer: PeerProcess, first_start: bool) -> list[str]:
-        command = [*self._launcher(peer.index), sys.executable, "-m", "peerbook", "node",
+        command = [*self._launcher(peer.index), *self._program, "node",
                    "--grape", self.grape, "--network", self.network, "--host",
                    self._host(peer.index), "--data-dir", str(peer.data_dir), "-v",
                    *self._extra]  # fmt: skip
