@@ -246,6 +246,11 @@ def test_metrics_and_json_logs(grape_url: str, tmp_path_factory: pytest.TempPath
         assert "peerbook_is_leader 1.0" in text
         assert 'peerbook_requests_total{action="createOrder",outcome="InvalidOrder"} 1.0' in text
         assert "peerbook_commit_seconds_count 2.0" in text
+        peer = single.peers[0]  # counters are rebuilt from the journal after a restart
+        single.run(single.network.stop(peer))
+        single.run(single.network.restart(peer))
+        with urllib.request.urlopen(f"http://{peer.ready['metrics']}/metrics", timeout=10) as reply:
+            assert 'peerbook_orders_total{outcome="accepted"} 2.0' in reply.read().decode()
     finally:
         single.close()
     records = [json.loads(line) for line in

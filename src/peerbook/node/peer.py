@@ -129,7 +129,14 @@ class Peer:
         self._tasks: list[asyncio.Task[None]] = []
         self.machine = OrderStateMachine(Engine())
         self.history = TradeHistory(self.machine.engine)
-        self.machine.listeners.append(self.history.on_applied)
+        # Counted from every applied entry, the journal's replay after a restart included.
+        self.metrics = PeerMetrics(
+            self.machine.engine,
+            is_leader=lambda: self._raft is not None and self._raft.role == "leader",
+            writable=lambda: self._raft is not None and _LogStatus(self._raft).writable,
+            feed_dropped=lambda: 0 if self._feed is None else self._feed.dropped,
+        )
+        self.machine.listeners += [self.history.on_applied, self.metrics.on_applied]
         self._commands: CommandLog | None = None
         self._audit: AuditTrail | None = None
 
@@ -279,13 +286,7 @@ class Peer:
         status = _LogStatus(raft)
         self._feed = Feed(self.machine.engine, host=config.host)
         feed = self._feed
-        metrics = PeerMetrics(
-            self.machine.engine,
-            is_leader=lambda: raft.role == "leader",
-            writable=lambda: status.writable,
-            feed_dropped=lambda: feed.dropped,
-        )
-        self.machine.listeners.append(metrics.on_applied)
+        metrics = self.metrics
         if config.metrics_port is not None:
             self.metrics_server = MetricsServer(metrics, host=config.host, port=config.metrics_port)
             await self.metrics_server.start()
