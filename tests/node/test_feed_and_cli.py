@@ -155,3 +155,70 @@ def test_node_peersub_sees_every_trade_in_order(cluster: Cluster) -> None:
         subscriber.wait_for(lambda _: set(expected) <= set(trade_ids()), timeout=20)
     ids = trade_ids()
     assert ids[-len(expected) :] == expected and len(expected) == 5
+
+
+def test_a_local_book_follows_the_feed_with_matching_checksums(cluster: Cluster) -> None:
+    from peerbook.client import AsyncClient
+    from peerbook.client.book import LocalBook
+
+    async def follow() -> tuple[LocalBook, int, dict[str, Any]]:
+        link = Link(cluster.grape)
+        subscriber = Subscriber(link, "peerbook:main:feed")
+        subscriber.start()
+        reader = AsyncClient(cluster.grape, peer="p2")
+        try:
+            async with asyncio.timeout(20):
+                while not subscriber.publishers:
+                    await asyncio.sleep(0.05)
+            book = LocalBook(await reader.fetch_order_book("ETH/USD"))
+            writer = AsyncClient.from_data_dir(cluster.grape, cluster.peers[0].data_dir)
+            try:
+                for i in range(6):
+                    await writer.create_order("ETH/USD", "limit", "sell", "0.01", f"{4000 + i}")
+                await writer.create_order("ETH/USD", "market", "buy", "0.025")
+            finally:
+                await writer.close()
+            checked = 0
+            try:
+                async with asyncio.timeout(3):
+                    while True:
+                        event = json.loads(await subscriber.receive())
+                        if event["channel"] == "book" and event["symbol"] == "ETH/USD":
+                            assert book.apply(event), event
+                            checked += 1
+            except TimeoutError:
+                pass
+            return book, checked, await reader.fetch_order_book("ETH/USD")
+        finally:
+            await reader.close()
+            await subscriber.close()
+            await link.close()
+
+    book, checked, served = cluster.run(follow())
+    assert checked >= 7
+    bids, asks = book.levels(100)
+    assert [list(level) for level in asks] == [[p, a] for p, a, _ in served["asks"]]
+    assert [list(level) for level in bids] == [[p, a] for p, a, _ in served["bids"]]
+    assert book.checksum() == checksum(served)
+
+
+def test_cli_watch_prints_the_feed(cluster: Cluster) -> None:
+    env = {**os.environ, "PEERBOOK_GRAPE": cluster.grape}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "peerbook", "watch", "BTC/USD", "--json", "--duration", "8"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        import time
+
+        time.sleep(3)  # connected by now
+        with cluster.writer(2) as p2:
+            p2.create_order("BTC/USD", "limit", "sell", "0.01", "45000")
+            p2.create_order("BTC/USD", "limit", "buy", "0.01", "45000")
+        out, _ = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert any(e["channel"] == "trades" and e["data"][0]["price"] == "45000" for e in events)
+    assert watcher.returncode == 0

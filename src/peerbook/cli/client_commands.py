@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
-from peerbook.client import Client, PeerbookClientError
+from peerbook.client import AsyncClient, Client, PeerbookClientError
+from peerbook.client.book import LocalBook
 from peerbook.grenache import Link, Subscriber
 
 __all__ = ["add_client_commands", "run_client_command"]
@@ -182,23 +184,80 @@ def _print_human(command: str, result: Any) -> None:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    """Follow the feed: JSON lines with ``--json``, a live book and trades for one SYMBOL,
+    or one line per event of every market."""
+
     async def follow() -> None:
         link = Link(args.grape)
         subscriber = Subscriber(link, f"peerbook:{args.network or 'main'}:feed")
         subscriber.start()
+        live = args.symbol is not None and not args.json
+        view = _LiveBook(args) if live else None
         try:
             async with asyncio.timeout(args.duration):
+                if view is not None:
+                    await view.run(subscriber)
                 async for message in subscriber.messages():
                     _show_feed(args, message)
         except TimeoutError:
             pass
         finally:
+            if view is not None:
+                view.close()
             await subscriber.close()
             await link.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow())
     return 0
+
+
+class _LiveBook:
+    """The live view of one market: a local book from a snapshot plus the feed, redrawn on
+    every update, resynchronised whenever its checksum disagrees with the peer's."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self._trades: list[dict[str, Any]] = []
+        self._resyncs = 0
+        self._live = Live(console=Console(), auto_refresh=False)
+        self._live.start()
+
+    async def _snapshot(self) -> LocalBook:
+        async with AsyncClient(self._args.grape, network=self._args.network or "main") as client:
+            return LocalBook(await client.fetch_order_book(self._args.symbol))
+
+    async def run(self, subscriber: Subscriber) -> None:
+        book = await self._snapshot()
+        self._draw(book)
+        async for message in subscriber.messages():
+            event = json.loads(message)
+            if event.get("symbol") != self._args.symbol:
+                continue
+            if event.get("channel") == "trades":
+                self._trades = (self._trades + event["data"])[-10:]
+            elif event.get("channel") == "book" and not book.apply(event):
+                self._resyncs += 1
+                book = await self._snapshot()
+            self._draw(book)
+
+    def _draw(self, book: LocalBook) -> None:
+        bids, asks = book.levels(10)
+        table = Table("bid amount", "bid", "ask", "ask amount",
+                      title=f"{book.symbol} #{book.nonce}, checked ({self._resyncs} resyncs)")  # fmt: skip
+        for i in range(max(len(bids), len(asks))):
+            bid = bids[i] if i < len(bids) else ("", "")
+            ask = asks[i] if i < len(asks) else ("", "")
+            table.add_row(bid[1], bid[0], ask[0], ask[1])
+        trades = Table("time", "taker", "price", "amount", title="last trades")
+        for t in reversed(self._trades):
+            trades.add_row(t["datetime"][11:23], t["side"], t["price"], t["amount"])
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(table, trades)
+        self._live.update(grid, refresh=True)
+
+    def close(self) -> None:
+        self._live.stop()
 
 
 def _show_feed(args: argparse.Namespace, message: str | bytes) -> None:
