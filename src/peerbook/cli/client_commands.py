@@ -243,8 +243,8 @@ class _LiveBook:
 
     def _draw(self, book: LocalBook) -> None:
         bids, asks = book.levels(10)
-        table = Table("bid amount", "bid", "ask", "ask amount",
-                      title=f"{book.symbol} #{book.nonce}, checked ({self._resyncs} resyncs)")  # fmt: skip
+        title = f"{book.symbol} #{book.nonce}, checked ({self._resyncs} resyncs)"
+        table = Table("bid amount", "bid", "ask", "ask amount", title=title)
         for i in range(max(len(bids), len(asks))):
             bid = bids[i] if i < len(bids) else ("", "")
             ask = asks[i] if i < len(asks) else ("", "")
