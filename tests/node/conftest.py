@@ -2,6 +2,7 @@
 on 127.0.0.1, started once per module and stopped by PID when the module is done."""
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -63,6 +64,14 @@ class Cluster:
     def close(self) -> None:
         self.run(self.network.stop_all())
         self.loop.close()
+
+
+def replayed(log: Path) -> dict[str, Any]:
+    """The applied sequence and digest of an offline ``peerbook replay`` of a command log."""
+    done = subprocess.run([sys.executable, "-m", "peerbook", "replay", str(log)],
+                          capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    last: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return last
 
 
 @pytest.fixture(scope="module")

@@ -213,17 +213,11 @@ def test_oversize_and_malformed_bodies_get_an_answer(cluster: Cluster) -> None:
 
 
 def test_command_log_replays_to_the_live_digest(cluster: Cluster) -> None:
-    import subprocess
-    import sys
+    from tests.node.conftest import replayed
 
     info = cluster.wait_converged()
     log = cluster.peers[1].data_dir / "commands.jsonl"
-    replayed = subprocess.run(
-        [sys.executable, "-m", "peerbook", "replay", str(log)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    last = json.loads(replayed.stdout.splitlines()[-1])
-    assert last == {"applied": info["applied"], "digest": info["digest"]}
+    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
 
 
 def test_metrics_and_json_logs(grape_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:

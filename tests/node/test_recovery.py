@@ -3,10 +3,7 @@ all, a minority that must refuse writes, and a late joiner. After each: no ackno
 lost, none doubled, every peer identical, and the command log replays to the same digest."""
 
 import asyncio
-import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 import pytest
 
 from peerbook.client import AsyncClient, ExchangeNotAvailable, NetworkError
-from tests.node.conftest import Cluster, start_cluster
+from tests.node.conftest import Cluster, replayed, start_cluster
 
 
 @pytest.fixture
@@ -73,10 +70,7 @@ def check_everything_there(cluster: Cluster, acked: set[str]) -> None:
         expected = {a.split("/", 1)[1] for a in acked if a.startswith(f"{peer.peer}/")}
         assert expected <= set(ids), f"acknowledged orders lost at {peer.peer}"
     log = cluster.peers[0].data_dir / "commands.jsonl"
-    replayed = subprocess.run([sys.executable, "-m", "peerbook", "replay", str(log)],
-                              capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
-    assert json.loads(replayed.stdout.splitlines()[-1]) == {
-        "applied": info["applied"], "digest": info["digest"]}  # fmt: skip
+    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
 
 
 def leader_index(cluster: Cluster) -> int:

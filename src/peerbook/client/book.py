@@ -9,13 +9,12 @@ as `Decimal`, never floats; the decimal strings themselves are kept as the peer 
 so the checksum text is exactly the peer's.
 """
 
-import zlib
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["CHECKSUM_DEPTH", "LocalBook"]
+from peerbook.wire.views import CHECKSUM_DEPTH, book_checksum
 
-CHECKSUM_DEPTH = 25
+__all__ = ["LocalBook"]
 
 
 class LocalBook:
@@ -53,6 +52,4 @@ class LocalBook:
 
     def checksum(self) -> int:
         """The section 5 checksum of this book (docs/api.md, "The feed")."""
-        bids, asks = self.levels(CHECKSUM_DEPTH)
-        text = "|".join(",".join(f"{p}:{a}" for p, a in side) for side in (bids, asks))
-        return zlib.crc32(text.encode())
+        return book_checksum(*self.levels(CHECKSUM_DEPTH))

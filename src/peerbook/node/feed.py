@@ -19,7 +19,6 @@ log; if the queue is full, messages are dropped and counted (subscribers see the
 import asyncio
 import json
 import logging
-import zlib
 from typing import Any
 
 from peerbook.engine import (
@@ -34,27 +33,25 @@ from peerbook.grenache import Publisher
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.wire import trade_view
+from peerbook.wire.views import CHECKSUM_DEPTH, book_checksum
 
-__all__ = ["CHECKSUM_DEPTH", "Feed", "book_checksum"]
+__all__ = ["Feed", "engine_checksum"]
 
 _log = logging.getLogger(__name__)
-CHECKSUM_DEPTH = 25
 _QUEUE_MAX = 100_000
 
 
-def _side_text(side: BookSide, format_price: Any, format_amount: Any) -> str:
-    return ",".join(
-        f"{format_price(level.price)}:{format_amount(level.quantity)}"
-        for level in side.depth(CHECKSUM_DEPTH)
-    )
-
-
-def book_checksum(engine: Engine, symbol: str) -> int:
-    """The checksum of a market's top 25 levels per side (see the module docstring)."""
+def engine_checksum(engine: Engine, symbol: str) -> int:
+    """The section 5 checksum of a market's book as the engine holds it now."""
     market, book = engine.markets[symbol], engine.book(symbol)
-    bids = _side_text(book.bids, market.format_price, market.format_amount)
-    asks = _side_text(book.asks, market.format_price, market.format_amount)
-    return zlib.crc32(f"{bids}|{asks}".encode())
+
+    def levels(side: BookSide) -> list[tuple[str, str]]:
+        return [
+            (market.format_price(level.price), market.format_amount(level.quantity))
+            for level in side.depth(CHECKSUM_DEPTH)
+        ]
+
+    return book_checksum(levels(book.bids), levels(book.asks))
 
 
 class Feed:
@@ -126,7 +123,7 @@ class Feed:
             update[name] = [
                 [market.format_price(p), market.format_amount(_amount(own, p))] for p in prices
             ]
-        update["checksum"] = book_checksum(self._engine, symbol)
+        update["checksum"] = engine_checksum(self._engine, symbol)
         return update
 
     def _queue_message(self, message: dict[str, Any]) -> None:

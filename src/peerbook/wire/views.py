@@ -4,13 +4,14 @@ Prices, amounts and costs are exact decimal strings; ids are strings, as CCXT ha
 timestamps are integer milliseconds with an ISO-8601 ``datetime`` beside them.
 """
 
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from peerbook.engine import Market, Order, OrderState, OrderType, Side, TimeInForce, TradeExecuted
 
-__all__ = ["format_datetime", "order_view", "trade_view"]
+__all__ = ["CHECKSUM_DEPTH", "book_checksum", "format_datetime", "order_view", "trade_view"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -94,3 +95,18 @@ def trade_view(
         "cost": market.format_cost(trade.price * trade.quantity),
         "fee": None,
     }
+
+
+CHECKSUM_DEPTH = 25
+"""How many levels per side the feed's book checksum covers (contract section 5)."""
+
+
+def book_checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> int:
+    """The book checksum of contract section 5 (docs/api.md, "The feed"): ``zlib.crc32`` of
+    ``BIDS|ASKS``, each side its best `CHECKSUM_DEPTH` levels, best first, as
+    ``price:amount`` decimal strings joined by commas."""
+    text = "|".join(
+        ",".join(f"{price}:{amount}" for price, amount in side[:CHECKSUM_DEPTH])
+        for side in (bids, asks)
+    )
+    return zlib.crc32(text.encode())
