@@ -42,12 +42,21 @@ def _dump(document: Mapping[str, Any]) -> str:
     return text
 
 
-def replay(lines: Iterable[str], markets: Iterable[Market], emit: Callable[[str], None]) -> Engine:
+def replay(
+    lines: Iterable[str],
+    markets: Iterable[Market],
+    emit: Callable[[str], None],
+    start: Engine | None = None,
+) -> Engine:
     """Apply every line of ``lines`` and ``emit`` each output line (without newline).
 
-    Blank lines are skipped silently. Returns the engine, for callers that want its state.
+    Blank lines are skipped silently. ``start``, an engine restored from a snapshot, is
+    applied to instead of a fresh engine of ``markets`` (a peer's command log after a
+    snapshot starts from one); the orders printed are then all of its orders, but only the
+    trades of ``lines`` are printed and counted in each order's ``trades``. Returns the
+    engine, for callers that want its state.
     """
-    engine = Engine(markets)
+    engine = Engine(markets) if start is None else start
     fills: dict[int, list[TradeExecuted]] = {}
     for number, line in enumerate(lines, start=1):
         error = _apply_line(engine, line, fills, emit)

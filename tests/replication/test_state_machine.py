@@ -133,13 +133,60 @@ def test_snapshot_then_rest_of_log_gives_same_state() -> None:
     first = OrderStateMachine(Engine())
     for index, text in enumerate(texts[:30], start=1):
         first.apply(index, text)
-    restored = OrderStateMachine.restored(first.snapshot())
-    assert restored.applied_index == 30
+    restored = OrderStateMachine(Engine())
+    engine, installs = restored.engine, []
+    restored.installed.append(lambda: installs.append(restored.applied_index))
+    restored.install(first.snapshot())
+    assert restored.engine is engine, "installed in place: holders of the engine keep it"
+    assert installs == [30]
     for index, text in enumerate(texts, start=1):
         restored.apply(index, text)  # entries up to 30 are skipped
     assert restored.snapshot() == whole.snapshot()
-    with pytest.raises(SnapshotError):
-        OrderStateMachine.restored(b'{"format": "something else"}')
+    canonical = json.dumps(json.loads(whole.snapshot()), sort_keys=True, separators=(",", ":"))
+    assert whole.snapshot() == canonical.encode()
+
+
+class Tally:
+    """A snapshot part for the tests: counts applied entries."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def dump(self) -> int:
+        return self.count
+
+    def parse(self, document: Any, engine: Engine) -> int:
+        if type(document) is not int:
+            raise SnapshotError("not a count")
+        return document
+
+    def load(self, parsed: int) -> None:
+        self.count = parsed
+
+
+def test_an_invalid_snapshot_is_refused_and_changes_nothing() -> None:
+    texts = entries_of(random_commands(5, 300), 10)
+    source, target = OrderStateMachine(Engine()), OrderStateMachine(Engine())
+    source.parts["tally"], target.parts["tally"] = Tally(), Tally()
+    for index, text in enumerate(texts, start=1):
+        source.apply(index, text)
+    target.apply(1, texts[0])
+    before = target.snapshot()
+    good = json.loads(source.snapshot())
+    broken = [
+        b"not json",
+        b'{"format": "something else"}',
+        json.dumps({**good, "applied_index": -1}).encode(),
+        json.dumps({**good, "parts": {}}).encode(),  # lacks a registered part
+        json.dumps({**good, "parts": {"tally": "seven"}}).encode(),
+        json.dumps({**good, "engine": {**good["engine"], "sequence": "x"}}).encode(),
+    ]
+    for data in broken:
+        with pytest.raises(SnapshotError):
+            target.install(data)
+        assert target.snapshot() == before
+    target.install(source.snapshot())
+    assert target.snapshot() == source.snapshot()
 
 
 class MemoryLog:

@@ -71,6 +71,12 @@ def _offline_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         help="JSON list of markets shaped like fetchMarkets (default: BTC/USD and ETH/USD)",
     )
     replay.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="start from this engine snapshot instead of a fresh engine (a peer's "
+        "commands.snapshot.json; its markets replace --markets)",
+    )
+    replay.add_argument(
         "input", nargs="?", default="-", metavar="INPUT.jsonl", help="the log; - for stdin"
     )
 
@@ -93,6 +99,13 @@ def _node_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     )
     node.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: any free)"
+    )
+    node.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="ENTRIES",
+        help="snapshot the state and compact the log after this many log entries "
+        "(default: peerbook.node.peer.DEFAULT_SNAPSHOT_ENTRIES, 20,000; 0: never)",
     )
     node.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     node.add_argument("--log-json", action="store_true", help="log JSON lines (structured)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.errors import PeerbookError
-from peerbook.node.peer import PeerConfig, run_peer
+from peerbook.node.peer import DEFAULT_SNAPSHOT_ENTRIES, PeerConfig, PeerFailed, run_peer
 
 __all__ = ["run_node"]
 
@@ -38,7 +38,8 @@ class _JsonLines(logging.Formatter):
 
 
 def run_node(args: argparse.Namespace) -> int:
-    """Run a peer; 0 after a graceful stop, 2 if it could not start."""
+    """Run a peer; 0 after a graceful stop, 1 if it stopped on its own because its state
+    cannot be trusted, 2 if it could not start."""
     if not args.grape or not args.data_dir:
         print("peerbook node: --grape and --data-dir are required", file=sys.stderr)
         return 2
@@ -65,9 +66,15 @@ def run_node(args: argparse.Namespace) -> int:
         peer_id=args.peer_id,
         voters_max=args.voters,
         metrics_port=args.metrics_port,
+        snapshot_entries=(
+            DEFAULT_SNAPSHOT_ENTRIES if args.snapshot_every is None else args.snapshot_every or None
+        ),
     )
     try:
         asyncio.run(run_peer(config, ready))
+    except PeerFailed as exc:
+        print(f"peerbook node: stopped: {exc}", file=sys.stderr)
+        return 1
     except (PeerbookError, OSError, ValueError) as exc:
         print(f"peerbook node: {exc}", file=sys.stderr)
         return 2

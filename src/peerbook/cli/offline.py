@@ -9,6 +9,8 @@ import signal
 import sys
 
 from peerbook.engine import DEFAULT_MARKETS, Market
+from peerbook.engine.snapshot import restore
+from peerbook.errors import SnapshotError
 from peerbook.grenache import EmbeddedGrape
 from peerbook.replay import load_markets, replay
 
@@ -29,6 +31,14 @@ def run_replay(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"peerbook replay: cannot read markets: {exc}", file=sys.stderr)
         return 2
+    start = None
+    if args.snapshot is not None:
+        try:
+            with open(args.snapshot, "rb") as file:
+                start = restore(file.read())
+        except (OSError, SnapshotError) as exc:
+            print(f"peerbook replay: cannot read the snapshot: {exc}", file=sys.stderr)
+            return 2
     out = sys.stdout
 
     def emit(line: str) -> None:
@@ -38,10 +48,10 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.input == "-":
             # Bad bytes become one error line each rather than failing the whole replay.
             stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
-            replay(stdin, markets, emit)
+            replay(stdin, markets, emit, start)
         else:
             with open(args.input, encoding="utf-8", errors="surrogateescape") as stream:
-                replay(stream, markets, emit)
+                replay(stream, markets, emit, start)
     except OSError as exc:
         print(f"peerbook replay: {exc}", file=sys.stderr)
         return 2

@@ -277,6 +277,16 @@ class Engine:
                 engine._books[order.symbol].own_side(order.side).rest(order, order.price)
         return engine
 
+    def assume(self, other: "Engine") -> None:
+        """Take over ``other``'s whole state (markets, books, orders, counters, digest), so
+        that everything holding this engine (the API, the feed, the audit trail) sees a
+        snapshot restored into ``other`` without being rewired. ``other`` must not be used
+        afterwards: the two engines then share their books."""
+        self._markets, self._books = other._markets, other._books
+        self._orders, self._by_client_id = other._orders, other._by_client_id
+        self._owners, self._digest = other._owners, other._digest
+        self.sequence, self.trade_count = other.sequence, other.trade_count
+
     # -- invariants ---------------------------------------------------------------------------
 
     def check_invariants(self) -> None:

@@ -18,7 +18,7 @@ from peerbook.engine.order import Order
 from peerbook.engine.types import OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand, SnapshotError
 
-__all__ = ["FORMAT", "VERSION", "restore", "snapshot"]
+__all__ = ["FORMAT", "VERSION", "restore", "restore_document", "snapshot"]
 
 FORMAT = "peerbook-engine-snapshot"
 VERSION = 1
@@ -53,6 +53,16 @@ def restore(data: bytes) -> Engine:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SnapshotError(f"snapshot is not JSON: {type(exc).__name__}") from exc
+    return restore_document(document)
+
+
+def restore_document(document: object) -> Engine:
+    """An engine in the state the already parsed snapshot ``document`` describes (for
+    snapshots embedded in a larger JSON document).
+
+    Raises:
+        SnapshotError: as `restore`.
+    """
     if not isinstance(document, dict):
         raise SnapshotError("snapshot is not a JSON object")
     if document.get("format") != FORMAT or document.get("version") != VERSION:

@@ -17,6 +17,7 @@ here so that they can leave memory is the next step (docs/engine.md, "bounding m
 
 import asyncio
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +63,33 @@ class AuditTrail:
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Queue the rows of one applied entry (a state machine listener)."""
-        engine = self._engine
         for outcome in outcomes:
             for event in outcome.events:
                 order_id = getattr(event, "order_id", None)
                 if type(event) is TradeExecuted:
-                    market = engine.markets[event.symbol]
-                    self._trades.append((
-                        event.trade_id, event.symbol, market.format_price(event.price),
-                        market.format_amount(event.quantity),
-                        market.format_cost(event.price * event.quantity),
-                        event.taker_side.name.lower(), event.taker_order_id,
-                        event.maker_order_id, event.timestamp,
-                    ))  # fmt: skip
+                    self._queue_trade(event)
                     self._queue_order(event.taker_order_id)
                     self._queue_order(event.maker_order_id)
                 elif isinstance(order_id, int):
                     self._queue_order(order_id)
+
+    def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
+        """Queue every order of the engine's new state and ``trades`` (after a snapshot was
+        installed, when the entries that made them never passed through `on_applied`)."""
+        for order in self._engine.orders():
+            self._orders[order.order_id] = self._row(order)
+        for trade in trades:
+            self._queue_trade(trade)
+
+    def _queue_trade(self, event: TradeExecuted) -> None:
+        market = self._engine.markets[event.symbol]
+        self._trades.append((
+            event.trade_id, event.symbol, market.format_price(event.price),
+            market.format_amount(event.quantity),
+            market.format_cost(event.price * event.quantity),
+            event.taker_side.name.lower(), event.taker_order_id,
+            event.maker_order_id, event.timestamp,
+        ))  # fmt: skip
 
     def _queue_order(self, order_id: int) -> None:
         order = self._engine.order(order_id)

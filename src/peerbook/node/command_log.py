@@ -7,12 +7,18 @@ state is exactly what the log says. Each line is one command of contract section
 to the operating system per entry.
 
 The file is rewritten from the start at every start of the peer, because the replicated log
-re-applies its journal from the first entry into a fresh engine.
+re-applies its journal into a fresh engine. When the peer's state starts from a snapshot
+instead (a restart after log compaction, or a follower sent a snapshot by the leader), the
+engine's snapshot is written next to it as ``commands.snapshot.json`` and the commands that
+follow start over; then ``peerbook replay --snapshot DIR/commands.snapshot.json
+DIR/commands.jsonl`` is the proof.
 """
 
 import json
 from pathlib import Path
 
+from peerbook.engine import Engine
+from peerbook.engine.snapshot import snapshot
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
@@ -20,10 +26,14 @@ __all__ = ["CommandLog"]
 
 
 class CommandLog:
-    """Appends applied commands to ``path`` (truncated when opened)."""
+    """Appends applied commands to ``path`` (truncated when opened); ``start`` is the engine
+    snapshot the commands apply to, absent while that is a fresh engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, engine: Engine) -> None:
         self.path = path
+        self.start = path.with_name(path.stem + ".snapshot.json")
+        self._engine = engine
+        self.start.unlink(missing_ok=True)
         self._file = path.open("w", encoding="utf-8")
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
@@ -31,6 +41,14 @@ class CommandLog:
         for command in entry.commands:
             self._file.write(json.dumps(command, sort_keys=True, separators=(",", ":")) + "\n")
         self._file.flush()
+
+    def on_installed(self) -> None:
+        """Start over from the engine's new state (a state machine ``installed`` callback)."""
+        temporary = self.start.with_suffix(".tmp")
+        temporary.write_bytes(snapshot(self._engine))
+        temporary.replace(self.start)
+        self._file.seek(0)
+        self._file.truncate()
 
     def close(self) -> None:
         """Close the file."""

@@ -1,19 +1,22 @@
 """What the engine does not keep but the API serves: trades, and whose orders are whose.
 
 The engine holds books and orders; trades are events that pass through it. `TradeHistory`
-listens to the state machine's applied outcomes (every entry, on every peer, in log order),
-so after a restart that replays the journal it holds the same history again, and every peer
-holds the same trades with the same ids.
+listens to the state machine's applied outcomes (every entry, on every peer, in log order)
+and travels in the state machine's snapshots, so after a restart (snapshot plus journal) or
+a join it holds the same history again, and every peer holds the same trades with the same
+ids.
 
 It lives in memory. At the project's measured sizes (about 150 bytes per trade) that is
 fine for a demo and for tests; an exchange that runs for months keeps this on disk (the audit
 trail of the peer issue) and bounds it here.
 """
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from peerbook.engine import Engine, OrderAccepted, Side, TradeExecuted
+from peerbook.errors import SnapshotError
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
@@ -52,7 +55,11 @@ def window(
 
 
 class TradeHistory:
-    """Trades by market, fills by order and by owner, and each owner's orders."""
+    """Trades by market, fills by order and by owner, and each owner's orders.
+
+    A `SnapshotPart` of the state machine: a snapshot carries every trade (the engine keeps
+    orders, not trades), and the rest is rebuilt from the trades and the restored engine.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -63,19 +70,70 @@ class TradeHistory:
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Record the trades and new orders of one applied entry."""
-        orders = self._engine.order
         for outcome in outcomes:
             for event in outcome.events:
                 if type(event) is TradeExecuted:
-                    self.trades[event.symbol].append(event)
-                    taker, maker = orders(event.taker_order_id), orders(event.maker_order_id)
-                    assert taker is not None and maker is not None
-                    for order in (taker, maker):
-                        fill = Fill(event, order.side)
-                        self._order_fills.setdefault(order.order_id, []).append(fill)
-                        self._owner_fills.setdefault(order.owner, []).append(fill)
+                    self._record(event)
                 elif type(event) is OrderAccepted:
                     self._owner_orders.setdefault(event.owner, []).append(event.order_id)
+
+    def _record(self, trade: TradeExecuted) -> None:
+        orders = self._engine.order
+        self.trades[trade.symbol].append(trade)
+        taker, maker = orders(trade.taker_order_id), orders(trade.maker_order_id)
+        assert taker is not None and maker is not None
+        for order in (taker, maker):
+            fill = Fill(trade, order.side)
+            self._order_fills.setdefault(order.order_id, []).append(fill)
+            self._owner_fills.setdefault(order.owner, []).append(fill)
+
+    def every_trade(self) -> Iterator[TradeExecuted]:
+        """Every trade of every market, in execution (id) order."""
+        return heapq.merge(*self.trades.values(), key=lambda t: t.trade_id)
+
+    def dump(self) -> list[list[Any]]:
+        """Every trade in execution order, as JSON arrays of its fields."""
+        return [[*trade[:5], int(trade.taker_side), *trade[6:]] for trade in self.every_trade()]
+
+    def parse(self, document: Any, engine: Engine) -> list[TradeExecuted]:
+        """The trades of a `dump`, checked against the restored ``engine``.
+
+        Raises:
+            SnapshotError: not a dump of trades of this engine's markets and orders.
+        """
+        if not isinstance(document, list):
+            raise SnapshotError("the trade history is not a list")
+        trades: list[TradeExecuted] = []
+        for row in document:
+            if not (isinstance(row, list) and len(row) == len(TradeExecuted._fields)):
+                raise SnapshotError(f"not a trade: {row!r:.80}")
+            if row[2] not in engine.markets or not all(
+                type(v) is int and v >= 0 for i, v in enumerate(row) if i != 2
+            ):
+                raise SnapshotError(f"not a trade: {row!r:.80}")
+            if row[5] not in (0, 1):
+                raise SnapshotError(f"not a taker side: {row[5]!r}")
+            fields = list(row)
+            fields[5] = Side(row[5])
+            trade = TradeExecuted(*fields)
+            if (
+                engine.order(trade.taker_order_id) is None
+                or engine.order(trade.maker_order_id) is None
+            ):
+                raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
+            if trades and trade.trade_id <= trades[-1].trade_id:
+                raise SnapshotError("trade ids are not increasing")
+            trades.append(trade)
+        return trades
+
+    def load(self, parsed: list[TradeExecuted]) -> None:
+        """Start over from these trades and the (already restored) engine's orders."""
+        self.trades = {s: [] for s in self._engine.markets}
+        self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
+        for order in self._engine.orders():
+            self._owner_orders.setdefault(order.owner, []).append(order.order_id)
+        for trade in parsed:
+            self._record(trade)
 
     def fills_of_order(self, order_id: int) -> list[Fill]:
         """The order's fills, in execution order."""

@@ -50,16 +50,28 @@ from peerbook.replication.raft_transport import (
     member_peer,
 )
 
-__all__ = ["Peer", "PeerConfig", "StartupError", "run_peer"]
+__all__ = [
+    "DEFAULT_SNAPSHOT_ENTRIES",
+    "Peer",
+    "PeerConfig",
+    "PeerFailed",
+    "StartupError",
+    "run_peer",
+]
 
 _log = logging.getLogger(__name__)
 _JOIN_TIMEOUT_S = 60.0
 _MEMBERS_SAVE_S = 1.0
 _RESTART_WAIT_S = 3.0
+DEFAULT_SNAPSHOT_ENTRIES = 20_000
 
 
 class StartupError(PeerbookError):
     """The peer cannot start as configured (the message says why)."""
+
+
+class PeerFailed(PeerbookError):
+    """The peer stopped serving because its state cannot be trusted (the message says why)."""
 
 
 class PeerConfig(NamedTuple):
@@ -75,6 +87,7 @@ class PeerConfig(NamedTuple):
     peer_id: str | None = None
     voters_max: int = 5
     metrics_port: int | None = None
+    snapshot_entries: int | None = DEFAULT_SNAPSHOT_ENTRIES
 
 
 def _free_port(host: str) -> int:
@@ -137,6 +150,7 @@ class Peer:
             feed_dropped=lambda: 0 if self._feed is None else self._feed.dropped,
         )
         self.machine.listeners += [self.history.on_applied, self.metrics.on_applied]
+        self.machine.parts["trades"] = self.history
         self._commands: CommandLog | None = None
         self._audit: AuditTrail | None = None
 
@@ -213,9 +227,13 @@ class Peer:
         secret = self._secret(first_start)
         self.identity = identity
         # Everything derived from applied entries listens before the journal is replayed.
-        self._commands = CommandLog(self.directory.commands)
-        self._audit = AuditTrail(self.directory.audit, self.machine.engine)
-        self.machine.listeners += [self._commands.on_applied, self._audit.on_applied]
+        commands = self._commands = CommandLog(self.directory.commands, self.machine.engine)
+        audit = self._audit = AuditTrail(self.directory.audit, self.machine.engine)
+        self.machine.listeners += [commands.on_applied, audit.on_applied]
+        self.machine.installed += [
+            commands.on_installed,
+            lambda: audit.on_installed(self.history.every_trade()),
+        ]
         self._audit.start()
         endpoint = RaftEndpoint(secret)
         host, port = identity.raft.rsplit(":", 1)
@@ -258,6 +276,7 @@ class Peer:
                 secret=secret,
                 data_dir=config.data_dir,
                 replica=replica,
+                snapshot_entries=config.snapshot_entries,
             )
 
         raft = self._raft = start_log(identity.replica)
@@ -379,6 +398,13 @@ class Peer:
                 except OSError as exc:
                     _log.warning("cannot record the members: %s", exc)
 
+    async def failed(self) -> str:
+        """Wait until the peer stops serving for good on its own, and say why."""
+        while self._raft is None:
+            await asyncio.sleep(0.1)
+        await self._raft.failed.wait()
+        return self._raft.failure or "the replicated log failed"
+
     async def stop(self) -> None:
         """Stop announcing, finish in-flight requests, stop the log and close everything."""
         await self._link.close()
@@ -410,7 +436,11 @@ class Peer:
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:
     """Start a peer, call ``ready`` with its ready line, and serve until SIGINT or SIGTERM;
-    then stop gracefully. A failed start stops what did start and raises."""
+    then stop gracefully. A failed start stops what did start and raises.
+
+    Raises:
+        PeerFailed: the peer stopped serving on its own (after stopping what it ran).
+    """
     peer = Peer(config)
     try:
         await peer.start()
@@ -419,6 +449,11 @@ async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        stopped, failed = asyncio.create_task(stop.wait()), asyncio.create_task(peer.failed())
+        await asyncio.wait((stopped, failed), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        failed.cancel()
+        if failed.done() and not failed.cancelled():
+            raise PeerFailed(failed.result())
     finally:
         await peer.stop()

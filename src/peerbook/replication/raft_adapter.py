@@ -17,9 +17,11 @@ Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 
   appended it, and runs elections and heartbeats from ticks.
 - No pickle crosses the network (`GrenacheRaftTransport`), and what the library pickles
   locally is read back through `safe_pickle` (installed when a `RaftLog` is created).
-- Log compaction is off in this version: the library's default snapshot would pickle the
-  state machine on the tick thread. JSON snapshots through its serializer hooks are the next
-  step; until then the log, and the journal when a data directory is given, grow without end.
+- Log compaction, when a data directory is given: every ``snapshot_entries`` entries the
+  state machine's JSON snapshot is written by a forked child (`SnapshotStore`) and the log
+  and journal before it are dropped; a follower too far behind receives the snapshot file in
+  1 MiB chunks, and a restart loads it before the journal's tail. Without a data directory the
+  log stays in memory and is never compacted (the library's in-memory snapshot is a pickle).
 """
 
 import asyncio
@@ -36,12 +38,15 @@ from peerbook.errors import ReplicationError, UnknownOutcomeError
 from peerbook.grenache import RpcClient
 from peerbook.replication import safe_pickle
 from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
+from peerbook.replication.snapshot_store import SnapshotStore
 from peerbook.replication.state_machine import OrderStateMachine, Outcome
 
 __all__ = ["RaftLog"]
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.002
+_NEVER = 2**62
+_SNAPSHOT_CHUNK_BYTES = 2**20  # a 16 MiB Raft request holds a chunk with room to spare
 
 _NOT_APPLIED = {
     FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
@@ -87,6 +92,13 @@ class RaftLog:
         replica: follow as a non-voting replica (the library's read-only node): the log is
             replicated to it and it applies every entry, but it never votes or counts towards
             a majority; ``partners`` are then all the voting members.
+        snapshot_entries: compact the log once it holds more entries than this (needs
+            ``data_dir``); None never compacts, but a snapshot already in ``data_dir`` is
+            still loaded.
+
+    Attributes:
+        failed: set when this member stopped for good because its state cannot be trusted
+            (a snapshot that cannot be loaded); ``failure`` says why. The owner should stop.
     """
 
     def __init__(
@@ -102,21 +114,33 @@ class RaftLog:
         propose_timeout_s: float = 10.0,
         leader_fallback_s: float = 2.0,
         replica: bool = False,
+        snapshot_entries: int | None = None,
     ) -> None:
         safe_pickle.install()
         self.machine = machine
         self._loop = asyncio.get_running_loop()
         self._propose_timeout_s = propose_timeout_s
         self._wake = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=False,
             leaderFallbackTimeout=leader_fallback_s,
-            logCompactionMinEntries=2**62,
-            logCompactionMinTime=2**62,
+            logCompactionMinEntries=_NEVER,
+            logCompactionMinTime=_NEVER,
             journalFile=None if data_dir is None else str(data_dir / "raft.journal"),
             dynamicMembershipChange=True,
         )
+        self.snapshots: SnapshotStore | None = None
+        if data_dir is not None:
+            self.snapshots = SnapshotStore(data_dir / "raft.snapshot", machine, self._fail)
+            conf.fullDumpFile = str(self.snapshots.path)
+            conf.serializer = self.snapshots.serialize
+            conf.deserializer = self.snapshots.load
+            conf.serializeChecker = self.snapshots.check
+            conf.logCompactionBatchSize = _SNAPSHOT_CHUNK_BYTES
+            conf.logCompactionMinEntries = snapshot_entries or _NEVER
         transport = functools.partial(
             GrenacheRaftTransport,
             loop=self._loop,
@@ -149,6 +173,11 @@ class RaftLog:
             except Exception:
                 # What the library's own tick thread does: log, and carry on ticking.
                 _log.exception("Raft tick failed")
+            if self.failed.is_set():
+                # Stop before the next tick: no more acknowledgements, votes or applies on
+                # top of a state this member does not have.
+                self._member.destroy()
+                return
             try:
                 async with asyncio.timeout(_TICK_S):
                     await self._wake.wait()
@@ -241,10 +270,18 @@ class RaftLog:
         leader = self._member._getLeader()
         return None if leader is None else str(leader.id)
 
+    def _fail(self, reason: str) -> None:
+        _log.critical("this member stops: %s", reason)
+        self.failure = reason
+        self.failed.set()
+
     def close(self) -> None:
-        """Stop ticking and close the transport."""
+        """Stop ticking, close the transport and abandon a snapshot being written."""
         self._ticker.cancel()
-        self._member.destroy()
+        if not self.failed.is_set():
+            self._member.destroy()
+        if self.snapshots is not None:
+            self.snapshots.close()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:

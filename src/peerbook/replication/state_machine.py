@@ -17,16 +17,16 @@ Rules:
 
 import json
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from peerbook.engine import Engine, Event
-from peerbook.engine.snapshot import restore, snapshot
+from peerbook.engine.snapshot import restore_document, snapshot
 from peerbook.errors import SnapshotError
 from peerbook.replication.entries import LogEntry, decode_entry
 from peerbook.wire import RequestError
 from peerbook.wire import decode_entry as decode_command
 
-__all__ = ["OrderStateMachine", "Outcome"]
+__all__ = ["OrderStateMachine", "Outcome", "SnapshotPart"]
 
 _SNAPSHOT_FORMAT = "peerbook-state-machine-snapshot"
 
@@ -37,6 +37,25 @@ class Outcome(NamedTuple):
 
     events: tuple[Event, ...]
     error: str | None
+
+
+class SnapshotPart(Protocol):
+    """State derived from applied entries that the engine does not hold (the trade history)
+    but that a snapshot must carry, because the entries it came from are compacted away."""
+
+    def dump(self) -> Any:
+        """The part's state as JSON-ready data, equal on every peer at the same index."""
+
+    def parse(self, document: Any, engine: Engine) -> Any:
+        """Check ``document`` (a `dump`, maybe from another peer) against the restored
+        ``engine`` and return what `load` needs; change nothing.
+
+        Raises:
+            SnapshotError: ``document`` is not a valid dump.
+        """
+
+    def load(self, parsed: Any) -> None:
+        """Replace the part's state with what `parse` returned."""
 
 
 class OrderStateMachine:
@@ -50,6 +69,10 @@ class OrderStateMachine:
             order, on whatever thread applies entries; what the peer derives from the event
             stream (trade history, market-data feed, command log) hangs here. A listener must
             not raise.
+        parts: derived state a snapshot carries besides the engine, by name.
+        installed: called after a snapshot was installed (`install`), so that what listens
+            to single entries (feed, audit trail, command log) can start over from the new
+            state.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -57,6 +80,8 @@ class OrderStateMachine:
         self.applied_index = 0
         self.rejected_entries = 0
         self.listeners: list[Callable[[LogEntry, list[Outcome]], None]] = []
+        self.parts: dict[str, SnapshotPart] = {}
+        self.installed: list[Callable[[], None]] = []
 
     def apply(self, index: int, text: str) -> list[Outcome]:
         """Apply the entry at log ``index``; one outcome per command, in order.
@@ -83,21 +108,29 @@ class OrderStateMachine:
         return outcomes
 
     def snapshot(self) -> bytes:
-        """Canonical JSON of the whole state: the engine snapshot and the applied index."""
-        document = {
-            "format": _SNAPSHOT_FORMAT,
-            "applied_index": self.applied_index,
-            "rejected_entries": self.rejected_entries,
-            "engine": json.loads(snapshot(self.engine)),
-        }
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON of the whole state: the engine snapshot, the applied index and
+        every registered part. Composed as text around the engine's own canonical bytes (the
+        bulk of it) rather than parsed and encoded again."""
+        parts = {name: part.dump() for name, part in sorted(self.parts.items())}
+        return b"".join((
+            b'{"applied_index":', str(self.applied_index).encode(),
+            b',"engine":', snapshot(self.engine),
+            b',"format":', json.dumps(_SNAPSHOT_FORMAT).encode(),
+            b',"parts":', _canonical(parts),
+            b',"rejected_entries":', str(self.rejected_entries).encode(),
+            b"}",
+        ))  # fmt: skip
 
-    @classmethod
-    def restored(cls, data: bytes) -> "OrderStateMachine":
-        """A state machine in the state ``data`` describes.
+    def install(self, data: bytes) -> None:
+        """Replace the whole state with the one ``data`` describes (a `snapshot` of this or
+        another peer's machine), then tell the ``installed`` callbacks.
+
+        The engine is restored in place (`Engine.assume`), so whatever holds it keeps
+        working. Everything is checked before anything changes.
 
         Raises:
-            SnapshotError: ``data`` is not a valid state machine snapshot.
+            SnapshotError: ``data`` is not a valid state machine snapshot, or lacks a part
+                this machine has registered.
         """
         try:
             document = json.loads(data)
@@ -110,9 +143,18 @@ class OrderStateMachine:
         applied, rejected = document.get("applied_index"), document.get("rejected_entries")
         if type(applied) is not int or type(rejected) is not int or min(applied, rejected) < 0:
             raise SnapshotError("state machine snapshot counters are not natural numbers")
-        engine_document = document.get("engine")
-        machine = cls(
-            restore(json.dumps(engine_document, sort_keys=True, separators=(",", ":")).encode())
-        )
-        machine.applied_index, machine.rejected_entries = applied, rejected
-        return machine
+        parts = document.get("parts")
+        if not isinstance(parts, dict) or not set(self.parts) <= set(parts):
+            raise SnapshotError(f"state machine snapshot lacks a part of {sorted(self.parts)}")
+        engine = restore_document(document.get("engine"))
+        loaded = [(part, part.parse(parts[name], engine)) for name, part in self.parts.items()]
+        self.engine.assume(engine)
+        self.applied_index, self.rejected_entries = applied, rejected
+        for part, parsed in loaded:
+            part.load(parsed)
+        for installed in self.installed:
+            installed()
+
+
+def _canonical(document: object) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,222 @@
+"""Snapshots of the state machine on disk, written for the Raft library's log compaction.
+
+pysyncobj compacts its log by asking for a snapshot of the state at its last applied index
+and, once the snapshot is safely written, dropping the entries before it; it sends the same
+file to a follower that is too far behind for the log, and loads it on a restart. Its default
+snapshot is a pickle of the whole object, made on the thread that ticks it. Ours is the
+state machine's canonical JSON (`OrderStateMachine.snapshot`), written by a forked child:
+
+- *Consistent and off the hot path.* The library asks for the snapshot between two applied
+  entries, on the event loop. ``fork`` freezes exactly that state (copy-on-write) at the cost
+  of copying page tables; the child encodes and writes it while the parent goes on serving.
+  The child touches nothing but the frozen state and one file: no logging, no event loop, no
+  database, and it leaves through ``os._exit``.
+- *Never half written.* The child writes ``NAME.partial.PID`` and fsyncs it; the parent
+  renames it over the snapshot only after the child exited cleanly (`check`), and only then
+  lets the library drop log entries. A crash at any point leaves the previous snapshot and the
+  journal that completes it.
+- *Checked before it is believed.* A snapshot file is a JSON header line (format, version,
+  the library's two boundary entries and its member list, and the length and SHA-256 of the
+  body) and the body. `load` verifies all of it, then installs the body into the state
+  machine, which checks the engine and every part again.
+
+How the library's hooks are used (pysyncobj 0.3.17, ``serializer.py``): ``serializer`` is
+called with a temporary name the library then renames; our hook forks and returns before any
+file exists, so that rename fails inside the library (which it tolerates) and the library
+takes the outcome from ``serializeChecker`` instead, which is this module's `check`. The
+test of compaction (tests/replication/test_snapshots.py) fails if that contract changes.
+
+A snapshot that cannot be loaded is fatal for this peer (``on_failure``): the library would
+log the error and carry on as if it had loaded, acknowledging entries to a leader on top of a
+state it does not have.
+"""
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pysyncobj.config import SERIALIZER_STATE as _STATE
+from pysyncobj.node import Node
+
+from peerbook.errors import SnapshotError
+from peerbook.replication.state_machine import OrderStateMachine
+
+__all__ = ["SnapshotStore"]
+
+_NOT_SERIALIZING: int = _STATE.NOT_SERIALIZING
+_SERIALIZING: int = _STATE.SERIALIZING
+_SUCCESS: int = _STATE.SUCCESS
+_FAILED: int = _STATE.FAILED
+
+_FORMAT = "peerbook-raft-snapshot"
+_VERSION = 1
+
+# The library's boundary entries: (command bytes, log index, term).
+_Entry = tuple[bytes, int, int]
+
+
+class SnapshotStore:
+    """The snapshot file at ``path`` and the library's three hooks on it.
+
+    Args:
+        path: the snapshot file (the library's ``fullDumpFile``).
+        machine: the state machine to snapshot and to install snapshots into.
+        on_failure: called with a reason when a snapshot cannot be loaded.
+    """
+
+    def __init__(
+        self, path: Path, machine: OrderStateMachine, on_failure: Callable[[str], None]
+    ) -> None:
+        self.path = path
+        self._machine = machine
+        self._on_failure = on_failure
+        self._child: int | None = None
+        self.written = 0
+        for stale in path.parent.glob(f"{path.name}.partial.*"):
+            stale.unlink(missing_ok=True)
+
+    # -- the library's hooks --------------------------------------------------------------
+
+    def serialize(self, temporary: str, raft_data: tuple[_Entry, _Entry, set[Node]]) -> None:
+        """Start writing a snapshot of the state as it is now (the ``serializer`` hook)."""
+        Path(temporary).unlink(missing_ok=True)  # the library's rename must find nothing
+        if self._child is not None:
+            return
+        last, before_last, members = raft_data
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "entries": [_encode_entry(last), _encode_entry(before_last)],
+            "members": sorted(str(node.id) for node in members if node is not None),
+        }
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child, reported through its exit code
+            code = 1
+            try:
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
+                       header, self._machine.snapshot())  # fmt: skip
+                code = 0
+            finally:
+                os._exit(code)
+        self._child = child
+
+    def check(self) -> int:
+        """How the snapshot being written is doing (the ``serializeChecker`` hook), as the
+        library's ``SERIALIZER_STATE``; on success the new snapshot has replaced the old."""
+        child = self._child
+        if child is None:
+            return _NOT_SERIALIZING
+        try:
+            done, status = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            done, status = child, -1
+        if done == 0:
+            return _SERIALIZING
+        self._child = None
+        partial = self.path.with_name(f"{self.path.name}.partial.{child}")
+        if status != 0:
+            partial.unlink(missing_ok=True)
+            return _FAILED
+        os.replace(partial, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self.written += 1
+        return _SUCCESS
+
+    def load(self, file_name: str) -> tuple[_Entry, _Entry, set[Node]]:
+        """Install the snapshot in ``file_name`` into the state machine and return the
+        library's part of it (the ``deserializer`` hook). On any failure ``on_failure`` is
+        called before the error propagates to the library."""
+        try:
+            return self._load(Path(file_name))
+        except (OSError, SnapshotError) as exc:
+            self._on_failure(f"cannot load the snapshot {file_name}: {exc}")
+            raise
+
+    def _load(self, path: Path) -> tuple[_Entry, _Entry, set[Node]]:
+        with path.open("rb") as file:
+            header = _header(file.readline())
+            body = file.read()
+        if len(body) != header["body_bytes"] or (
+            hashlib.sha256(body).hexdigest() != header["body_sha256"]
+        ):
+            raise SnapshotError("the snapshot body does not match its header")
+        last, before_last = (_decode_entry(e) for e in header["entries"])
+        self._machine.install(body)
+        return last, before_last, {Node(member) for member in header["members"]}
+
+    def close(self) -> None:
+        """Abandon a snapshot being written: stop the child and remove its partial file.
+        Only `check` may put a snapshot in place, because the library must drop the log
+        before it in the same step (a snapshot newer than the journal's start would make a
+        restart discard the journal's tail)."""
+        child, self._child = self._child, None
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            self.path.with_name(f"{self.path.name}.partial.{child}").unlink(missing_ok=True)
+
+
+def _write(path: Path, header: dict[str, Any], body: bytes) -> None:
+    header = {**header, "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}
+    with path.open("wb") as file:
+        file.write(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        file.write(body)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _header(line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"the snapshot header is not JSON: {type(exc).__name__}") from exc
+    if not isinstance(header, dict) or (header.get("format"), header.get("version")) != (
+        _FORMAT,
+        _VERSION,
+    ):
+        raise SnapshotError(f"not a {_FORMAT} version {_VERSION} file")
+    entries, members = header.get("entries"), header.get("members")
+    if not (
+        isinstance(entries, list)
+        and len(entries) == 2
+        and isinstance(members, list)
+        and all(isinstance(m, str) for m in members)
+        and type(header.get("body_bytes")) is int
+        and isinstance(header.get("body_sha256"), str)
+    ):
+        raise SnapshotError("the snapshot header is incomplete")
+    return header
+
+
+def _encode_entry(entry: _Entry) -> list[Any]:
+    command, index, term = entry
+    return [base64.b64encode(command).decode(), index, term]
+
+
+def _decode_entry(value: Any) -> _Entry:
+    if not (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], str)
+        and all(type(v) is int for v in value[1:])
+    ):
+        raise SnapshotError(f"not a log entry: {value!r:.60}")
+    try:
+        command = base64.b64decode(value[0], validate=True)
+    except ValueError as exc:
+        raise SnapshotError("a log entry's command is not base64") from exc
+    return command, value[1], value[2]
