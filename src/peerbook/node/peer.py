@@ -359,11 +359,16 @@ class Peer:
             )
 
     async def _wait_writable(self, timeout_s: float) -> None:
-        assert self._raft is not None
-        status = _LogStatus(self._raft)
+        """Wait for a leader; `PeerFailed` if the log stops for good meanwhile (it loads its
+        snapshot in its first steps)."""
+        raft = self._raft
+        assert raft is not None
+        status = _LogStatus(raft)
         try:
             async with asyncio.timeout(timeout_s):
                 while not status.writable:
+                    if raft.failed.is_set():
+                        raise PeerFailed(raft.failure or "the replicated log failed")
                     await asyncio.sleep(0.01)
         except TimeoutError as exc:
             raise StartupError(f"no leader elected within {timeout_s:g} s") from exc
