@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.client import AsyncClient, NetworkError, PeerbookClientError
+from peerbook.node.command_log import replay_arguments
 
 __all__ = ["Observed", "check", "observe"]
 
@@ -172,7 +173,7 @@ async def observe(config: dict[str, Any], history: list[dict[str, Any]]) -> Obse
         for reader in readers.values():
             await reader.close()
     log = Path(config["peers"][0]["data_dir"]) / "commands.jsonl"
-    replayed = subprocess.run([sys.executable, "-m", "peerbook", "replay", str(log)],
+    replayed = subprocess.run([sys.executable, "-m", "peerbook", "replay", *replay_arguments(log)],
                               capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
     return {"statuses": statuses, "orders": orders, "lookup": lookup, "by_cid": by_cid,
             "books": books, "replayed": json.loads(replayed.stdout.splitlines()[-1])}  # fmt: skip

@@ -145,7 +145,8 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             program = (sys.executable, "-m", "tests.nemesis.unsafe", args.unsafe)
         network = LocalNetwork(root, grape_url, host=lambda i: fabric.addresses[f"p{i}"],
                                launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}")],
-                               program=program)  # fmt: skip
+                               program=program,
+                               extra_args=("--snapshot-every", str(args.snapshot_every)))  # fmt: skip
         for _ in range(args.peers):
             await network.add_peer()
         config = {
@@ -209,6 +210,9 @@ def main() -> int:
     parser.add_argument("--keep", help="keep the run's files (history, logs) in this directory")
     parser.add_argument("--settle", type=float, default=60.0,
                         help="how long the checker waits for the peers to agree")  # fmt: skip
+    parser.add_argument("--snapshot-every", type=int, default=300, metavar="ENTRIES",
+                        help="the peers' log compaction interval, small so that faults meet "
+                        "snapshots being written, loaded and sent")  # fmt: skip
     parser.add_argument("--unsafe", choices=MODES,
                         help="run deliberately broken peers (a negative control: must fail)")  # fmt: skip
     args = parser.parse_args()

@@ -14,6 +14,7 @@ import pytest
 
 from peerbook.client import Client
 from peerbook.demo.network import LocalNetwork, PeerProcess
+from peerbook.node.command_log import replay_arguments
 
 
 class Cluster:
@@ -69,9 +70,7 @@ class Cluster:
 def replayed(log: Path) -> dict[str, Any]:
     """The applied sequence and digest of an offline ``peerbook replay`` of a command log,
     from the engine snapshot the log starts from when there is one."""
-    start = log.with_name(log.stem + ".snapshot.json")
-    options = ["--snapshot", str(start)] if start.exists() else []
-    done = subprocess.run([sys.executable, "-m", "peerbook", "replay", *options, str(log)],
+    done = subprocess.run([sys.executable, "-m", "peerbook", "replay", *replay_arguments(log)],
                           capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
     last: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return last

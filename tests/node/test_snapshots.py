@@ -19,9 +19,7 @@ EVERY = 40
 
 
 @pytest.fixture
-def compacting(
-    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
+def compacting(grape_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     running = start_cluster(
         tmp_path, grape_url, 3, network=request.node.name[:40],
         extra_args=("--snapshot-every", str(EVERY)),

@@ -22,7 +22,14 @@ from peerbook.engine.snapshot import snapshot
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
-__all__ = ["CommandLog"]
+__all__ = ["CommandLog", "replay_arguments"]
+
+
+def replay_arguments(path: Path) -> list[str]:
+    """The ``peerbook replay`` arguments that re-derive a peer's state from its command log
+    at ``path``: the log, preceded by the snapshot it starts from when there is one."""
+    start = path.with_name(path.stem + ".snapshot.json")
+    return [*(["--snapshot", str(start)] if start.exists() else []), str(path)]
 
 
 class CommandLog:
@@ -31,7 +38,7 @@ class CommandLog:
 
     def __init__(self, path: Path, engine: Engine) -> None:
         self.path = path
-        self.start = path.with_name(path.stem + ".snapshot.json")
+        self.start = path.with_name(path.stem + ".snapshot.json")  # see `replay_arguments`
         self._engine = engine
         self.start.unlink(missing_ok=True)
         self._file = path.open("w", encoding="utf-8")
