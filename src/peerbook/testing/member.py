@@ -1,8 +1,8 @@
 """One replicated-log member in its own process, driven over RPC: the multi-process test rig.
 
 ``python -m peerbook.testing.member --address H:P --partners H:P,H:P --secret HEX
-[--data-dir DIR]`` runs a `RaftLog` member whose RPC server (on ``--address``) answers the
-Raft transport and a small control service for tests and benchmarks:
+[--data-dir DIR [--snapshot-every ENTRIES]]`` runs a `RaftLog` member whose RPC server (on
+``--address``) answers the Raft transport and a small control service for tests and benchmarks:
 
 - ``["submit", [COMMAND, ...]]``: batch and propose section-7 commands (``op``, ``owner``,
   ``args``); the reply is one ``{"ok": [event type names]}`` or ``{"error": "..."}`` per
@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class MemberProcesses:
     10 s) when done; `control` sends a control request to one member.
     """
 
-    def __init__(self, root: Path, count: int) -> None:
+    def __init__(self, root: Path, count: int, extra_args: Sequence[str] = ()) -> None:
         ports = []
         for _ in range(count):
             with socket.socket() as probe:
@@ -62,13 +63,15 @@ class MemberProcesses:
         for directory in self.dirs:
             directory.mkdir(parents=True, exist_ok=True)
         self.processes: dict[int, subprocess.Popen[str]] = {}
+        self._extra = tuple(extra_args)
 
     def start(self, index: int) -> None:
         """Start (or restart, from its journal) member ``index``; returns once it serves."""
         partners = ",".join(a for a in self.addresses if a != self.addresses[index])
         process = subprocess.Popen(
             [sys.executable, "-m", "peerbook.testing.member", "--address", self.addresses[index],
-             "--partners", partners, "--secret", self.secret, "--data-dir", str(self.dirs[index])],
+             "--partners", partners, "--secret", self.secret, "--data-dir", str(self.dirs[index]),
+             *self._extra],
             stdout=subprocess.PIPE,
             stderr=(self.dirs[index] / "member.log").open("a"),
             text=True,
@@ -86,16 +89,20 @@ class MemberProcesses:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def stop(self, index: int) -> None:
+        """SIGTERM member ``index``, then SIGKILL after 10 s."""
+        process = self.processes.pop(index)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
     def stop_all(self) -> None:
         """Stop every member this object started."""
         for index in list(self.processes):
-            process = self.processes.pop(index)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            self.stop(index)
 
     async def control(self, client: RpcClient, index: int, *request: Json) -> Json:
         """Send one control request to member ``index``."""
@@ -196,6 +203,7 @@ async def _run(args: argparse.Namespace) -> None:
         client=client,
         secret=bytes.fromhex(args.secret),
         data_dir=None if args.data_dir is None else Path(args.data_dir),
+        snapshot_entries=args.snapshot_every,
     )
     batcher = Batcher(args.address, raft.propose)
     print(json.dumps({"ready": True}), flush=True)
@@ -216,6 +224,8 @@ def main() -> None:
     parser.add_argument("--partners", required=True)
     parser.add_argument("--secret", required=True, help="the cluster secret, hex")
     parser.add_argument("--data-dir")
+    parser.add_argument("--snapshot-every", type=int, metavar="ENTRIES",
+                        help="compact the log after this many entries")  # fmt: skip
     asyncio.run(_run(parser.parse_args()))
 
 

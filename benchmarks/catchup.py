@@ -1,0 +1,134 @@
+"""Catch-up: how long a member takes to hold the whole state again, behind a long history.
+
+Run: ``python benchmarks/catchup.py [--orders 1000000]``.
+
+Three members, one per process (`MemberProcesses`), compact their logs every
+``--snapshot-every`` entries. ``--orders`` orders are proposed at the leader in requests of
+1,000 (the batcher packs them into entries), crossing often so that trades and closed orders
+pile up as they would in a market. Then, each timed until the member reports the leader's
+applied index and digest:
+
+* **restart**: one follower is stopped (SIGTERM) and started again from its data directory:
+  it loads its own snapshot and the journal's tail, then takes what it missed from the
+  leader;
+* **empty joiner** (the baseline run in the same invocation, the case the goal is about): the
+  same follower is stopped, its data directory emptied, and started again; the leader's log
+  before its snapshot is gone, so it is sent the snapshot file and then the log's tail.
+
+Printed: the load rate, the snapshot size, and the median of ``--runs`` of each catch-up with
+their ratio. On a 2-core machine the three members and the client share two cores.
+"""
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from peerbook.grenache import Link, RpcClient
+from peerbook.testing.member import MemberProcesses
+
+_REQUEST = 1_000
+
+
+def _command(index: int) -> dict[str, Any]:
+    side = "buy" if index % 2 else "sell"
+    price = f"{30_000 + (index * 7919) % 21 - 10}"
+    options = {"clientOrderId": f"c{index}"}
+    return {"op": "createOrder", "owner": f"o{index % 7}",
+            "args": ["BTC/USD", "limit", side, "0.0010", price, options]}  # fmt: skip
+
+
+async def _load(group: MemberProcesses, client: RpcClient, leader: int, orders: int) -> float:
+    """Propose ``orders`` orders at the leader, 4 requests in flight; orders/s."""
+    starts = iter(range(0, orders, _REQUEST))
+
+    async def worker() -> None:
+        for start in starts:
+            batch = [_command(i) for i in range(start, min(orders, start + _REQUEST))]
+            replies = await group.control(client, leader, "submit", batch)
+            assert isinstance(replies, list) and all("ok" in r for r in replies), replies[:3]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(4)))
+    return orders / (time.perf_counter() - started)
+
+
+async def _caught_up(group: MemberProcesses, client: RpcClient, index: int, leader: int) -> None:
+    target = await group.control(client, leader, "status")
+    assert isinstance(target, dict)
+    async with asyncio.timeout(600):
+        while True:
+            try:
+                status = await group.control(client, index, "status")
+            except Exception:  # still starting
+                status = None
+            if isinstance(status, dict) and (status["applied"], status["digest"]) == (
+                target["applied"],
+                target["digest"],
+            ):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _timed_start(
+    group: MemberProcesses, client: RpcClient, index: int, leader: int, wipe: bool
+) -> float:
+    group.stop(index)
+    if wipe:
+        shutil.rmtree(group.dirs[index])
+        group.dirs[index].mkdir()
+    started = time.perf_counter()
+    await asyncio.to_thread(group.start, index)
+    await _caught_up(group, client, index, leader)
+    return time.perf_counter() - started
+
+
+async def _run(args: argparse.Namespace) -> None:
+    client = RpcClient(Link("http://127.0.0.1:9"))
+    root = Path(tempfile.mkdtemp(prefix="peerbook-catchup-"))
+    group = MemberProcesses(root, 3, extra_args=("--snapshot-every", str(args.snapshot_every)))
+    try:
+        for index in range(3):
+            group.start(index)
+        leader = await group.wait_ready(client)
+        rate = await _load(group, client, leader, args.orders)
+        found = await group.wait_converged(client, timeout_s=600)
+        follower = next(i for i in range(3) if i != leader)
+        snapshot = group.dirs[follower] / "raft.snapshot"
+        async with asyncio.timeout(300):
+            while not snapshot.exists():
+                await asyncio.sleep(0.5)
+        print(f"{args.orders:,} orders loaded at {rate:,.0f} orders/s in "
+              f"{found[leader]['applied']:,} log entries; "
+              f"snapshot {snapshot.stat().st_size / 2**20:,.1f} MiB")  # fmt: skip
+        restarts, joins = [], []
+        for _ in range(args.runs):
+            restarts.append(await _timed_start(group, client, follower, leader, wipe=False))
+            joins.append(await _timed_start(group, client, follower, leader, wipe=True))
+        restart, join = statistics.median(restarts), statistics.median(joins)
+        print(f"{'catch-up (median of ' + str(args.runs) + ')':<34}{'seconds':>9}")
+        print(f"{'restart from its own data dir':<34}{restart:>9.2f}")
+        print(f"{'empty joiner (snapshot sent)':<34}{join:>9.2f}")
+        print(f"ratio joiner / restart: {join / restart:.2f}")
+    finally:
+        group.stop_all()
+        await client.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--snapshot-every", type=int, default=50, metavar="ENTRIES")
+    parser.add_argument("--runs", type=int, default=3)
+    asyncio.run(_run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
