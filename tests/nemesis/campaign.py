@@ -1,0 +1,105 @@
+"""The standard tier: many fault runs, one after another, and one table of what they found.
+
+    sudo python -m tests.nemesis.campaign [--peers 3 5] [--seeds 1 2 3] [--duration 90]
+                                          [--results FILE]
+
+For each peer count and seed it runs `tests.nemesis.run` once per fault group (each group's
+classes cycled for the whole run, one fault at a time) and once with every class, so every
+class is exercised alone and after the others, at every size and seed. Each run's JSON
+summary is appended to ``--results`` as it finishes (a campaign stopped half way keeps what
+it measured); the table printed at the end is what `docs/reliability.md` records. Exit
+status 0 only if every run held every invariant.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tests.nemesis.run import FAULTS
+
+GROUPS = (
+    ("isolate-leader", "kill-leader", "pause-leader"),
+    ("isolate-follower", "kill-follower", "pause-follower"),
+    ("one-way-leader", "loss-leader", "flap-leader"),
+    ("kill-majority", "kill-all", "pause-grape"),
+    FAULTS,
+)
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _one(peers: int, seed: int, faults: Iterable[str], duration: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "tests.nemesis.run", "--peers", str(peers),
+               "--seed", str(seed), "--duration", str(duration), "--faults", *faults]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=_ROOT, capture_output=True, text=True,
+                          timeout=duration + 900, check=False)  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    summary: dict[str, Any] = json.loads(lines[-1]) if lines else {"ok": False}
+    summary.update(group=list(faults), wall_s=round(time.monotonic() - started, 1))
+    if done.returncode != 0:
+        summary["ok"] = False
+        summary["stderr_tail"] = done.stderr[-2000:]
+    return summary
+
+
+def _row(run: dict[str, Any]) -> str:
+    group = "all 12" if len(run["group"]) == len(FAULTS) else ", ".join(run["group"])
+    if "skipped" in run:
+        return f"| {run['peers']} | {run['seed']} | {group} | skipped: {run['skipped']} |"
+    faults = run.get("faults", [])
+    stalls = [f["longest_stall_s"] for f in faults]
+    after = [f["next_ack_after_heal_s"] for f in faults if f["next_ack_after_heal_s"] is not None]
+    cells = [
+        run["peers"], run["seed"], group, len(faults), f"{run.get('invoked', 0):,}",
+        f"{run.get('acknowledged', 0):,}", run.get("failed_attempts"),
+        run.get("unknown_attempts"),
+        f"{run.get('unknown_resolved_present')}/{run.get('unknown_resolved_absent')}",
+        run.get("lost"), run.get("duplicated"), run.get("phantoms"), run.get("converged"),
+        max(stalls, default=0), max(after, default=0), "yes" if run.get("ok") else "**NO**",
+    ]  # fmt: skip
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+HEADER = (
+    "| peers | seed | faults | faults applied | invoked | acked | failed | unknown | unknown present/absent "
+    "| lost | dup | phantom | converged | worst stall s | worst next ack after heal s | ok |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--peers", type=int, nargs="+", default=[3, 5])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--duration", type=float, default=90.0)
+    parser.add_argument("--results", default="campaign.jsonl")
+    args = parser.parse_args()
+    results = Path(args.results)
+    runs = []
+    for peers in args.peers:
+        for seed in args.seeds:
+            for group in GROUPS:
+                run = _one(peers, seed, group, args.duration)
+                run.setdefault("peers", peers)
+                run.setdefault("seed", seed)
+                with results.open("a") as file:
+                    file.write(json.dumps(run) + "\n")
+                print(_row(run), flush=True)
+                runs.append(run)
+    print(HEADER)
+    for run in runs:
+        print(_row(run))
+    acked = sum(r.get("acknowledged", 0) for r in runs)
+    bad = [r for r in runs if not r.get("ok") and "skipped" not in r]
+    print(f"{len(runs)} runs, {acked:,} acknowledged orders, {len(bad)} failed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
