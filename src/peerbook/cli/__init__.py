@@ -2,7 +2,8 @@
 to its module; no logic here.
 
 ``grape`` and ``replay`` are in `peerbook.cli.offline`, ``node`` in `peerbook.cli.node`,
-``demo`` in `peerbook.cli.demo`, and the client commands in `peerbook.cli.client_commands`.
+``demo`` in `peerbook.cli.demo`, ``leave`` and ``remove`` in `peerbook.cli.membership`, and the
+client commands in `peerbook.cli.client_commands`.
 The connection options (``--grape``, ``--network``, ``--peer``, ``--data-dir``, ``--json``)
 may be given before or after the command and default to the ``PEERBOOK_*`` environment
 variables.
@@ -127,6 +128,7 @@ def _node_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser
 
 def _parser() -> argparse.ArgumentParser:
     from peerbook.cli.client_commands import add_client_commands
+    from peerbook.cli.membership import add_membership_commands
 
     parser = argparse.ArgumentParser(
         prog="peerbook", description="A peer-to-peer exchange with one replicated order book."
@@ -137,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     _offline_commands(commands)
     _node_commands(commands)
     add_client_commands(commands, lambda p: _connection_options(p, top=False))
+    add_membership_commands(commands, lambda p: _connection_options(p, top=False))
     return parser
 
 
@@ -159,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from peerbook.cli.demo import run_demo
 
         return run_demo(args)
+    if args.command in ("leave", "remove"):
+        from peerbook.cli.membership import run_membership_command
+
+        return run_membership_command(args)
     from peerbook.cli.client_commands import run_client_command
 
     return run_client_command(args)

@@ -12,11 +12,14 @@ the new version, never half of one; secrets with mode 0600):
 - ``secret``: the cluster secret, hex, when this peer bootstrapped the network or was given it.
 - ``members.json``: the voting members' node ids, last seen; the partners of a restart (the
   journal's own membership changes are applied on top of them).
+- ``left``: present once the peer left its network for good (``peerbook leave``); a
+  restart is then refused, since the others no longer count it as a member.
 - ``audit.sqlite3`` (applied orders and trades), ``commands.jsonl`` (every applied
   command), ``nonces.log`` (accepted write nonces) and ``raft.journal`` (the replicated log)
   are written by their owners.
 """
 
+import datetime
 import json
 import os
 import secrets
@@ -150,3 +153,16 @@ class DataDir:
     def save_members(self, members: list[str]) -> None:
         """Record the voting members."""
         _write_json(self.path / "members.json", sorted(members))
+
+    def left(self) -> str | None:
+        """What this peer left and when (``peerbook leave``), or None while it is a member."""
+        path = self.path / "left"
+        if not path.exists():
+            return None
+        document = _read_json(path)
+        return str(document) if not isinstance(document, str) else document
+
+    def save_left(self, network: str) -> None:
+        """Record that this peer left ``network`` now."""
+        when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        _write_json(self.path / "left", f"left network {network} at {when}")

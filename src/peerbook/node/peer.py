@@ -153,6 +153,7 @@ class Peer:
         self.machine.parts["trades"] = self.history
         self._commands: CommandLog | None = None
         self._audit: AuditTrail | None = None
+        self.stopping = asyncio.Event()
 
     @property
     def names(self) -> list[str]:
@@ -201,6 +202,12 @@ class Peer:
             known = self.directory.identity()
         except (OSError, ValueError) as exc:
             raise StartupError(str(exc)) from exc
+        left = self.directory.left()
+        if left is not None:
+            raise StartupError(
+                f"{self.config.data_dir}: this peer {left}, and is no member any more "
+                "(start a new one with a new data directory)"
+            )
         if known is not None:
             if known.network != self.config.network:
                 raise StartupError(
@@ -301,7 +308,10 @@ class Peer:
         assert identity is not None and self.api_server is not None
         self._batcher = Batcher(identity.peer, raft.propose)
         self._auth = Authenticator(self.directory.credentials(), self.directory.nonces)
-        self._join = JoinService(config.network, secret, raft, voters_max=config.voters_max)
+        self._join = JoinService(
+            config.network, secret, raft, self_id=raft.address,
+            leave=lambda: self._leave(secret), voters_max=config.voters_max,
+        )  # fmt: skip
         status = _LogStatus(raft)
         self._feed = Feed(self.machine.engine, host=config.host)
         feed = self._feed
@@ -403,6 +413,25 @@ class Peer:
                 except OSError as exc:
                     _log.warning("cannot record the members: %s", exc)
 
+    async def _leave(self, secret: bytes) -> list[str]:
+        """Leave the network for good: hand leadership over, have another member remove this
+        one, record it in the data directory, and stop (`stopping`). Returns the membership
+        without this peer."""
+        raft, identity = self._raft, self.identity
+        assert raft is not None and identity is not None
+        members = [m for m in raft.members if m != raft.address]
+        if not identity.replica:
+            await raft.hand_over_leadership()
+            answer = await request_join(
+                self._client, self.config.network, secret, identity.peer, identity.raft,
+                "remove", timeout_s=_JOIN_TIMEOUT_S,
+            )  # fmt: skip
+            members = answer.members
+        self.directory.save_left(self.config.network)
+        _log.warning("left network %s; stopping", self.config.network)
+        self.stopping.set()
+        return members
+
     async def failed(self) -> str:
         """Wait until the peer stops serving for good on its own, and say why."""
         while self._raft is None:
@@ -440,8 +469,9 @@ class Peer:
 
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:
-    """Start a peer, call ``ready`` with its ready line, and serve until SIGINT or SIGTERM;
-    then stop gracefully. A failed start stops what did start and raises.
+    """Start a peer, call ``ready`` with its ready line, and serve until SIGINT or SIGTERM
+    (or until it left its network); then stop gracefully. A failed start stops what did
+    start and raises.
 
     Raises:
         PeerFailed: the peer stopped serving on its own (after stopping what it ran).
@@ -454,10 +484,12 @@ async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        stopped, failed = asyncio.create_task(stop.wait()), asyncio.create_task(peer.failed())
-        await asyncio.wait((stopped, failed), return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        failed.cancel()
+        stopped = asyncio.create_task(stop.wait())
+        left = asyncio.create_task(peer.stopping.wait())
+        failed = asyncio.create_task(peer.failed())
+        await asyncio.wait((stopped, left, failed), return_when=asyncio.FIRST_COMPLETED)
+        for task in (stopped, left, failed):
+            task.cancel()
         if failed.done() and not failed.cancelled():
             raise PeerFailed(failed.result())
     finally:

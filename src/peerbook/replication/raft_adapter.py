@@ -243,6 +243,21 @@ class RaftLog:
                 f"{self._propose_timeout_s:g} s"
             ) from exc
 
+    async def hand_over_leadership(self, timeout_s: float = 10.0) -> None:
+        """If this member leads, make another one leader (Raft's TimeoutNow, to the most
+        caught-up follower) and return once this member no longer leads.
+
+        Raises:
+            ReplicationError: still the leader after ``timeout_s``.
+        """
+        deadline = self._loop.time() + timeout_s
+        while self.role == "leader":
+            if self._loop.time() > deadline:
+                raise ReplicationError(f"leadership not handed over in {timeout_s:g} s")
+            self._member.transferLeadership()
+            self._wake.set()
+            await asyncio.sleep(0.3)
+
     @property
     def members(self) -> list[str]:
         """The node ids of the voting members as this member knows them (itself included
