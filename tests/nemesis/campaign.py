@@ -26,7 +26,7 @@ GROUPS = (
     ("isolate-leader", "kill-leader", "pause-leader"),
     ("isolate-follower", "kill-follower", "pause-follower"),
     ("one-way-leader", "loss-leader", "flap-leader"),
-    ("kill-majority", "kill-all", "pause-grape"),
+    ("kill-majority", "kill-all", "pause-grape", "join-leave"),
     FAULTS,
 )
 
@@ -49,7 +49,7 @@ def _one(peers: int, seed: int, faults: Iterable[str], duration: float) -> dict[
 
 
 def _row(run: dict[str, Any]) -> str:
-    group = "all 12" if len(run["group"]) == len(FAULTS) else ", ".join(run["group"])
+    group = f"all {len(FAULTS)}" if len(run["group"]) == len(FAULTS) else ", ".join(run["group"])
     if "skipped" in run:
         return f"| {run['peers']} | {run['seed']} | {group} | skipped: {run['skipped']} |"
     faults = run.get("faults", [])

@@ -13,6 +13,7 @@ failure, and the processes started are stopped by PID.
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -31,11 +32,13 @@ from tests.nemesis.unsafe import MODES
 
 FAULTS = ("isolate-leader", "kill-leader", "pause-leader", "isolate-follower", "kill-follower",
           "pause-follower", "one-way-leader", "loss-leader", "flap-leader", "kill-majority",
-          "kill-all", "pause-grape")  # fmt: skip
+          "kill-all", "pause-grape", "join-leave")  # fmt: skip
 """Fault classes: a partition of the leader or of a follower from every other node (both
 ways, only what it sends, or 30 % packet loss; ``flap`` isolates and heals it every second),
 kill -9 and restart (the leader, a follower, a majority, every peer at once), SIGSTOP and
-SIGCONT (the leader, a follower, the grape)."""
+SIGCONT (the leader, a follower, the grape), and a membership change (a new peer joins
+through the grape, as a voter while there are seats, and leaves again with ``peerbook
+leave``)."""
 
 
 class Nemesis:
@@ -49,6 +52,12 @@ class Nemesis:
         self.grape = grape
         self.leader_file = root / "leader"
         self.log: list[dict[str, Any]] = []
+        self.departed: list[PeerProcess] = []  # peers that left the network for good
+
+    @property
+    def members(self) -> list[PeerProcess]:
+        """The peers still in the network (running or not)."""
+        return [p for p in self.network.peers if p not in self.departed]
 
     def _note(self, **event: Any) -> None:
         event["t"] = time.time()
@@ -57,7 +66,7 @@ class Nemesis:
 
     def _target(self, fault: str, rng: random.Random) -> PeerProcess:
         leader = self.leader_file.read_text().strip() if self.leader_file.exists() else ""
-        peers = self.network.peers
+        peers = self.members
         leaders = [p for p in peers if p.peer == leader]
         if fault.endswith("leader") and leaders:
             return leaders[0]
@@ -65,6 +74,9 @@ class Nemesis:
         return rng.choice(others)
 
     async def apply(self, fault: str, rng: random.Random, length_s: float) -> None:
+        if fault == "join-leave":
+            await self._join_and_leave(length_s)
+            return
         target = self._target(fault, rng)
         node = f"p{target.index}"
         others = [f"p{p.index}" for p in self.network.peers if p is not target]
@@ -82,7 +94,7 @@ class Nemesis:
                 self.fabric.heal(node)
                 await asyncio.sleep(1.0)
         elif fault in ("kill-majority", "kill-all"):
-            peers = list(self.network.peers)
+            peers = self.members
             victims = peers if fault == "kill-all" else rng.sample(peers, len(peers) // 2 + 1)
             for victim in victims:
                 await self.network.kill(victim)
@@ -99,6 +111,27 @@ class Nemesis:
             await asyncio.sleep(length_s)
             process.send_signal(signal.SIGCONT)
         self._note(fault=fault, peer=target.peer, phase="healed")
+
+    async def _join_and_leave(self, length_s: float) -> None:
+        """A new peer joins (in a namespace of its own), follows for ``length_s``, leaves."""
+        index = len(self.network.peers) + 1
+        self.fabric.add(f"p{index}")
+        self._note(fault="join-leave", peer=f"p{index}", phase="start")
+        peer = await self.network.add_peer()
+        await asyncio.sleep(length_s)
+        leave = await asyncio.create_subprocess_exec(
+            *self.fabric.command("clients", [sys.executable, "-m", "peerbook", "--grape",
+                                 self.network.grape, "--data-dir", str(peer.data_dir), "leave"]),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip
+        out, err = await leave.communicate()
+        self.departed.append(peer)
+        exited = None
+        if peer.process is not None:
+            with contextlib.suppress(TimeoutError):
+                exited = await asyncio.wait_for(peer.process.wait(), 20)
+        self._note(fault="join-leave", peer=peer.peer, phase="healed",
+                   left=leave.returncode == 0 and exited == 0,
+                   detail=(out + err).decode(errors="replace")[-300:])  # fmt: skip
 
 
 def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -173,7 +206,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             await asyncio.sleep(rng.uniform(2, 4))
         async with asyncio.timeout(args.duration + 60):
             await workload.wait()
-        for peer in network.peers:
+        for peer in nemesis.members:
             fabric.heal(f"p{peer.index}")
             if not peer.running:
                 await network.restart(peer)
@@ -187,6 +220,10 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         summary["unsafe"] = args.unsafe
         summary["peers"] = args.peers
         summary["faults"] = _recovery(root / "history.jsonl", nemesis.log)
+        failed_leaves = [e for e in nemesis.log if e.get("left") is False]
+        if failed_leaves:
+            summary["ok"] = False
+            summary["failed_leaves"] = failed_leaves
         return summary
     finally:
         if workload is not None and workload.returncode is None:

@@ -59,7 +59,8 @@ async def _change(args: argparse.Namespace) -> list[str]:
 
     secret, own_peer, own_network = _secret_and_peer(args)
     network = args.network or own_network or "main"
-    client = RpcClient(Link(args.grape))
+    link = Link(args.grape)
+    client = RpcClient(link)
     try:
         if args.command == "leave":
             if own_peer is None:
@@ -71,6 +72,7 @@ async def _change(args: argparse.Namespace) -> list[str]:
         return answer.members
     finally:
         await client.close()
+        await link.close()
 
 
 def run_membership_command(args: argparse.Namespace) -> int:
