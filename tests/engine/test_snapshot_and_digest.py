@@ -134,3 +134,15 @@ def test_restore_refuses_impossible_states(fault: str) -> None:
 def test_restore_refuses_deeply_nested_json() -> None:
     with pytest.raises(SnapshotError):
         restore(b"[" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(0, -1), (0, "1"), (1, 7), (2, 3), (3, None), (4, 2), (5, -1), (6, 3), (7, 1),
+     (8, 1.5), (9, -2), (10, "x"), (11, None), (12, True), (13, "t"), (14, 5)],
+)  # fmt: skip
+def test_restore_refuses_an_order_record_with_a_bad_field(field: int, value: object) -> None:
+    document = json.loads(snapshot(run(3, 50)))
+    document["orders"][0][field] = value
+    with pytest.raises(SnapshotError):
+        restore(json.dumps(document).encode())

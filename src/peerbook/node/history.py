@@ -104,25 +104,22 @@ class TradeHistory:
         if not isinstance(document, list):
             raise SnapshotError("the trade history is not a list")
         trades: list[TradeExecuted] = []
+        markets, order, sides = engine.markets, engine.order, tuple(Side)
+        last = 0
         for row in document:
-            if not (isinstance(row, list) and len(row) == len(TradeExecuted._fields)):
+            if not (
+                type(row) is list and len(row) == len(TradeExecuted._fields)
+                and row[2] in markets and row[5] in (0, 1)
+                and all(type(v) is int and v >= 0 for v in row[:2])
+                and all(type(v) is int and v >= 0 for v in row[3:])
+            ):  # fmt: skip
                 raise SnapshotError(f"not a trade: {row!r:.80}")
-            if row[2] not in engine.markets or not all(
-                type(v) is int and v >= 0 for i, v in enumerate(row) if i != 2
-            ):
-                raise SnapshotError(f"not a trade: {row!r:.80}")
-            if row[5] not in (0, 1):
-                raise SnapshotError(f"not a taker side: {row[5]!r}")
-            fields = list(row)
-            fields[5] = Side(row[5])
-            trade = TradeExecuted(*fields)
-            if (
-                engine.order(trade.taker_order_id) is None
-                or engine.order(trade.maker_order_id) is None
-            ):
+            trade = TradeExecuted._make((*row[:5], sides[row[5]], *row[6:]))
+            if order(trade.taker_order_id) is None or order(trade.maker_order_id) is None:
                 raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
-            if trades and trade.trade_id <= trades[-1].trade_id:
+            if trade.trade_id <= last:
                 raise SnapshotError("trade ids are not increasing")
+            last = trade.trade_id
             trades.append(trade)
         return trades
 
