@@ -8,11 +8,12 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 if command -v npm >/dev/null; then
   (cd interop/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# nftables for the fault harness's partitions (tests/nemesis), where we are root and have apt;
-# elsewhere the fault tests skip and say why.
-if ! command -v nft >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables) \
-    >/dev/null 2>&1 || echo "nftables could not be installed: the fault tests will skip"
+# nftables (partitions) and libfaketime (clock faults) for the fault harness (tests/nemesis),
+# where we are root and have apt; elsewhere the fault tests skip and say why.
+if { ! command -v nft || ! command -v faketime; } >/dev/null && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables faketime) \
+    >/dev/null 2>&1 || echo "nftables/faketime not installed: some fault tests will skip"
 fi
 echo "== ruff check"; python3 -m ruff check .
 echo "== ruff format --check"; python3 -m ruff format --check .

@@ -27,27 +27,35 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.demo.network import LocalNetwork, PeerProcess
+from tests.nemesis.clocks import LIBFAKETIME, ClockFiles, clock_fault_spec
 from tests.nemesis.netns import Fabric, unavailable
 from tests.nemesis.unsafe import MODES
 
 FAULTS = ("isolate-leader", "kill-leader", "pause-leader", "isolate-follower", "kill-follower",
           "pause-follower", "one-way-leader", "loss-leader", "flap-leader", "kill-majority",
-          "kill-all", "pause-grape", "join-leave")  # fmt: skip
+          "kill-all", "pause-grape", "join-leave", "clock-jump", "clock-rate")  # fmt: skip
 """Fault classes: a partition of the leader or of a follower from every other node (both
 ways, only what it sends, or 30 % packet loss; ``flap`` isolates and heals it every second),
 kill -9 and restart (the leader, a follower, a majority, every peer at once), SIGSTOP and
-SIGCONT (the leader, a follower, the grape), and a membership change (a new peer joins
+SIGCONT (the leader, a follower, the grape), a membership change (a new peer joins
 through the grape, as a voter while there are seats, and leaves again with ``peerbook
-leave``)."""
+leave``), and a peer's wall clock jumped 90 s to 10 min or run at twice or half speed
+(`tests.nemesis.clocks`; skipped, and noted, where libfaketime is not installed)."""
 
 
 class Nemesis:
     """Applies faults to the peers and logs them (wall-clock times, like the history)."""
 
     def __init__(
-        self, fabric: Fabric, network: LocalNetwork, root: Path, grape: "subprocess.Popen[str]"
+        self,
+        fabric: Fabric,
+        network: LocalNetwork,
+        root: Path,
+        grape: "subprocess.Popen[str]",
+        clocks: ClockFiles,
     ) -> None:
         self.fabric = fabric
+        self.clocks = clocks
         self.network = network
         self.grape = grape
         self.leader_file = root / "leader"
@@ -77,6 +85,9 @@ class Nemesis:
         if fault == "join-leave":
             await self._join_and_leave(length_s)
             return
+        if fault.startswith("clock") and LIBFAKETIME is None:
+            self._note(fault=fault, peer="-", phase="skipped", reason="no libfaketime")
+            return
         target = self._target(fault, rng)
         node = f"p{target.index}"
         others = [f"p{p.index}" for p in self.network.peers if p is not target]
@@ -93,6 +104,12 @@ class Nemesis:
                 await asyncio.sleep(1.0)
                 self.fabric.heal(node)
                 await asyncio.sleep(1.0)
+        elif fault.startswith("clock"):
+            spec = clock_fault_spec(fault, rng)
+            self._note(fault=fault, peer=target.peer, phase="clock", spec=spec)
+            self.clocks.set(target.index, spec)
+            await asyncio.sleep(length_s)
+            self.clocks.set(target.index, "+0")
         elif fault in ("kill-majority", "kill-all"):
             peers = self.members
             victims = peers if fault == "kill-all" else rng.sample(peers, len(peers) // 2 + 1)
@@ -145,6 +162,8 @@ def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, A
         if event["phase"] == "start":
             starts[event["fault"]] = event["t"]
             continue
+        if event["phase"] != "healed":  # a clock fault's spec, or a fault skipped
+            continue
         started, healed = starts[event["fault"]], event["t"]
         window = [started, *(t for t in acks if started <= t <= healed + 5), healed + 5]
         after = [t for t in acks if t > healed]
@@ -176,8 +195,10 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         program: tuple[str, ...] = (sys.executable, "-m", "peerbook")
         if args.unsafe:
             program = (sys.executable, "-m", "tests.nemesis.unsafe", args.unsafe)
+        clocks = ClockFiles(root)
         network = LocalNetwork(root, grape_url, host=lambda i: fabric.addresses[f"p{i}"],
-                               launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}")],
+                               launcher=lambda i: ["ip", "netns", "exec", fabric.namespace(f"p{i}"),
+                                                   *clocks.environment(i)],
                                program=program,
                                extra_args=("--snapshot-every", str(args.snapshot_every)))  # fmt: skip
         for _ in range(args.peers):
@@ -193,7 +214,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         workload = await asyncio.create_subprocess_exec(
             *fabric.command("clients", [sys.executable, "-m", "tests.nemesis.workload",
                                         str(config_file)]))  # fmt: skip
-        nemesis = Nemesis(fabric, network, root, grape)
+        nemesis = Nemesis(fabric, network, root, grape, clocks)
         rng = random.Random(args.seed)
         faults = list(args.faults or FAULTS)
         started = time.monotonic()
