@@ -5,7 +5,11 @@ rerun to the same failure, ``nightly`` runs many more examples. No profile has a
 slow shared CI machine must not turn timing noise into failures.
 """
 
+import contextlib
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 
 from hypothesis import settings
 
@@ -13,3 +17,24 @@ settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("nightly", max_examples=2_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@contextlib.contextmanager
+def grape_process() -> Iterator[tuple["subprocess.Popen[str]", str]]:
+    """A ``peerbook grape`` process on a free port and its URL; stopped (by PID) on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peerbook", "grape", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process, process.stdout.readline().strip()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)

@@ -2,20 +2,13 @@
 
 import json
 import signal
-import subprocess
-import sys
 import urllib.request
+
+from tests.conftest import grape_process
 
 
 def test_grape_command_serves_and_stops_on_sigterm() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "peerbook", "grape", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
+    with grape_process() as (process, url):
         assert url.startswith("http://127.0.0.1:")
         body = json.dumps({"rid": "r", "data": ["svc", 5001]}).encode()
         with urllib.request.urlopen(f"{url}/announce", body, timeout=5) as reply:
@@ -25,7 +18,3 @@ def test_grape_command_serves_and_stops_on_sigterm() -> None:
             assert json.loads(reply.read()) == ["127.0.0.1:5001"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)

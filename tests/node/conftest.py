@@ -15,6 +15,7 @@ import pytest
 from peerbook.client import Client
 from peerbook.demo.network import LocalNetwork, PeerProcess
 from peerbook.node.command_log import replay_arguments
+from tests.conftest import grape_process
 
 
 class Cluster:
@@ -79,17 +80,8 @@ def replayed(log: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def grape_url() -> Iterator[str]:
     """A ``peerbook grape`` process on a free port."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "peerbook", "grape", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with grape_process() as (_, url):
+        yield url
 
 
 def start_cluster(
@@ -113,3 +105,29 @@ def cluster(grape_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield running
     finally:
         running.close()
+
+
+def own_network(
+    grape: str,
+    root: Path,
+    request: pytest.FixtureRequest,
+    size: int,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[Cluster]:
+    """``size`` new peers on a network named for the test (the module's grape still lists
+    earlier tests' peers); for fixtures, which ``yield from`` it."""
+    running = start_cluster(root, grape, size, network=request.node.name[:40],
+                            extra_args=extra_args)  # fmt: skip
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def assert_log_replays(cluster: Cluster, data_dir: Path) -> dict[str, Any]:
+    """Wait for the peers to agree, and check that the command log in ``data_dir`` replays
+    offline to the applied sequence and digest they report; their common status."""
+    info = cluster.wait_converged()
+    log = data_dir / "commands.jsonl"
+    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
+    return info

@@ -25,7 +25,7 @@ from peerbook.grenache import Link, RpcClient
 from peerbook.grenache.protocol import Json
 from peerbook.node.auth import sign
 from peerbook.node.datadir import DataDir
-from tests.node.conftest import Cluster
+from tests.node.conftest import Cluster, assert_log_replays
 
 
 def raw(cluster: Cluster, index: int, payload: Json) -> Json:
@@ -213,11 +213,7 @@ def test_oversize_and_malformed_bodies_get_an_answer(cluster: Cluster) -> None:
 
 
 def test_command_log_replays_to_the_live_digest(cluster: Cluster) -> None:
-    from tests.node.conftest import replayed
-
-    info = cluster.wait_converged()
-    log = cluster.peers[1].data_dir / "commands.jsonl"
-    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
+    assert_log_replays(cluster, cluster.peers[1].data_dir)
 
 
 def test_metrics_and_json_logs(grape_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:

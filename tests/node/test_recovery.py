@@ -12,17 +12,13 @@ from typing import Any
 import pytest
 
 from peerbook.client import AsyncClient, ExchangeNotAvailable, NetworkError
-from tests.node.conftest import Cluster, replayed, start_cluster
+from tests.node.conftest import Cluster, assert_log_replays, own_network
 
 
 @pytest.fixture
 def fresh(grape_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """Three new peers on a network of their own (the grape still lists earlier ones)."""
-    running = start_cluster(tmp_path, grape_url, 3, network=request.node.name[:40])
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from own_network(grape_url, tmp_path, request, 3)
 
 
 async def place_until(
@@ -61,7 +57,7 @@ def load_everywhere(cluster: Cluster, prefix: str, count: int, acked: set[str]) 
 
 
 def check_everything_there(cluster: Cluster, acked: set[str]) -> None:
-    info = cluster.wait_converged(60)
+    cluster.wait_converged(60)
     for index, peer in enumerate(cluster.peers, start=1):
         with cluster.reader(index) as reader:
             mine = reader.fetch_open_orders() + reader.fetch_closed_orders()
@@ -69,8 +65,7 @@ def check_everything_there(cluster: Cluster, acked: set[str]) -> None:
         assert len(ids) == len(set(ids)), "an order was created twice"
         expected = {a.split("/", 1)[1] for a in acked if a.startswith(f"{peer.peer}/")}
         assert expected <= set(ids), f"acknowledged orders lost at {peer.peer}"
-    log = cluster.peers[0].data_dir / "commands.jsonl"
-    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
+    assert_log_replays(cluster, cluster.peers[0].data_dir)
 
 
 def leader_index(cluster: Cluster) -> int:
@@ -183,24 +178,26 @@ def test_a_paused_leader_catches_up_and_commits_again(fresh: Cluster) -> None:
         check_everything_there(cluster, acked)
 
 
-def test_beyond_the_voters_a_peer_follows_as_a_replica(
+@pytest.fixture
+def three_voters(
     grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    cluster = start_cluster(tmp_path, grape_url, 4, network=request.node.name[:40],
-                            extra_args=("--voters", "3"))  # fmt: skip
-    try:
-        infos = {i["peer"]: i for i in cluster.statuses()}
-        assert infos["p4"]["role"] == "replica"
-        assert all(i["members"] == ["p1", "p2", "p3"] for i in infos.values())
-        acked: set[str] = set()
-        load_everywhere(cluster, "r", 20, acked)
-        cluster.run(place_until(cluster, 4, "at-replica", 20, acked))  # forwarded to the leader
-        assert len(acked) == 80
-        replica = cluster.peers[3]
-        cluster.run(cluster.network.kill(replica))
-        load_everywhere(cluster, "r2", 10, acked)
-        cluster.run(cluster.network.restart(replica))
-        assert cluster.statuses()[3]["role"] == "replica"
-        check_everything_there(cluster, acked)
-    finally:
-        cluster.close()
+) -> Iterator[Cluster]:
+    """Four peers on a network that takes three voters: the fourth follows as a replica."""
+    yield from own_network(grape_url, tmp_path, request, 4, ("--voters", "3"))
+
+
+def test_beyond_the_voters_a_peer_follows_as_a_replica(three_voters: Cluster) -> None:
+    cluster = three_voters
+    infos = {i["peer"]: i for i in cluster.statuses()}
+    assert infos["p4"]["role"] == "replica"
+    assert all(i["members"] == ["p1", "p2", "p3"] for i in infos.values())
+    acked: set[str] = set()
+    load_everywhere(cluster, "r", 20, acked)
+    cluster.run(place_until(cluster, 4, "at-replica", 20, acked))  # forwarded to the leader
+    assert len(acked) == 80
+    replica = cluster.peers[3]
+    cluster.run(cluster.network.kill(replica))
+    load_everywhere(cluster, "r2", 10, acked)
+    cluster.run(cluster.network.restart(replica))
+    assert cluster.statuses()[3]["role"] == "replica"
+    check_everything_there(cluster, acked)

@@ -15,7 +15,7 @@ from peerbook.errors import RpcError
 from peerbook.grenache import Link, RpcClient
 from peerbook.node.auth import sign
 from peerbook.node.datadir import DataDir
-from tests.node.conftest import Cluster, replayed, start_cluster
+from tests.node.conftest import Cluster, assert_log_replays, start_cluster
 
 CLASSES = ("BadRequest", "BadSymbol", "InvalidOrder", "OrderNotFound", "OrderImmediatelyFillable",
            "OrderNotFillable", "AuthenticationError", "ExchangeNotAvailable", "RequestTimeout")  # fmt: skip
@@ -84,9 +84,7 @@ def test_every_payload_is_answered(peer: Cluster, payload: Any, signed: bool) ->
 
 
 def test_the_peer_still_serves_and_replays_after_fuzzing(peer: Cluster, tmp_path: Path) -> None:
-    info = peer.wait_converged()
-    log = peer.peers[0].data_dir / "commands.jsonl"
-    assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
+    assert_log_replays(peer, peer.peers[0].data_dir)
 
 
 async def _client(grape: str) -> RpcClient:

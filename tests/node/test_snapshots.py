@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.conftest import Cluster, replayed, start_cluster
+from tests.node.conftest import Cluster, assert_log_replays, own_network
 from tests.node.test_recovery import check_everything_there, load_everywhere
 
 EVERY = 40
@@ -20,14 +20,7 @@ EVERY = 40
 
 @pytest.fixture
 def compacting(grape_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    running = start_cluster(
-        tmp_path, grape_url, 3, network=request.node.name[:40],
-        extra_args=("--snapshot-every", str(EVERY)),
-    )  # fmt: skip
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from own_network(grape_url, tmp_path, request, 3, ("--snapshot-every", str(EVERY)))
 
 
 def snapshot_index(data_dir: Path) -> int:
@@ -65,11 +58,7 @@ def test_a_late_joiner_is_sent_a_snapshot(compacting: Cluster) -> None:
     # replay of that snapshot plus the log gives the digest every peer reports.
     start = joiner.data_dir / "commands.snapshot.json"
     assert start.exists()
-    info = cluster.wait_converged()
-    assert replayed(joiner.data_dir / "commands.jsonl") == {
-        "applied": info["applied"],
-        "digest": info["digest"],
-    }
+    assert_log_replays(cluster, joiner.data_dir)
     # What the snapshot carries besides the engine: the trade history, and through it the
     # fills of every order; the audit trail is filled from it.
     assert trades_of(cluster, 4) == trades_of(cluster, 1)
@@ -99,11 +88,7 @@ def test_a_restarted_peer_loads_its_snapshot_and_the_journal_tail(compacting: Cl
     cluster.run(cluster.network.restart(victim))
     check_everything_there(cluster, acked)
     assert (victim.data_dir / "commands.snapshot.json").exists()
-    info = cluster.wait_converged()
-    assert replayed(victim.data_dir / "commands.jsonl") == {
-        "applied": info["applied"],
-        "digest": info["digest"],
-    }
+    assert_log_replays(cluster, victim.data_dir)
     assert journal < 400 * 1024, "the journal was compacted"
 
 
