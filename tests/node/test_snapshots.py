@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from peerbook.demo.network import PeerProcess
 from tests.node.conftest import Cluster, assert_log_replays, own_network
 from tests.node.test_recovery import check_everything_there, load_everywhere
 
@@ -76,13 +77,22 @@ def test_a_late_joiner_is_sent_a_snapshot(compacting: Cluster) -> None:
     assert int(rows[0]) >= 180 and int(rows[1]) == len(trades_of(cluster, 1)) and closed
 
 
+def stopped_after_snapshots(
+    cluster: Cluster, prefix: str, count: int, acked: set[str], victim: int
+) -> PeerProcess:
+    """Load ``count`` orders at each peer, wait until every peer compacted its log at least
+    once past the first interval, then stop peer ``victim`` (0-based) gracefully."""
+    load_everywhere(cluster, prefix, count, acked)
+    wait_for_snapshots(cluster, past=EVERY)
+    stopped = cluster.peers[victim]
+    cluster.run(cluster.network.stop(stopped))
+    return stopped
+
+
 def test_a_restarted_peer_loads_its_snapshot_and_the_journal_tail(compacting: Cluster) -> None:
     cluster = compacting
     acked: set[str] = set()
-    load_everywhere(cluster, "r", 50, acked)
-    wait_for_snapshots(cluster, past=EVERY)
-    victim = cluster.peers[1]
-    cluster.run(cluster.network.stop(victim))
+    victim = stopped_after_snapshots(cluster, "r", 50, acked, victim=1)
     journal = (victim.data_dir / "raft.journal").stat().st_size
     load_everywhere(cluster, "t", 10, acked)  # it misses these
     cluster.run(cluster.network.restart(victim))
@@ -93,16 +103,11 @@ def test_a_restarted_peer_loads_its_snapshot_and_the_journal_tail(compacting: Cl
 
 
 def test_a_corrupt_snapshot_stops_the_peer(compacting: Cluster) -> None:
-    cluster = compacting
-    acked: set[str] = set()
-    load_everywhere(cluster, "c", 40, acked)
-    wait_for_snapshots(cluster, past=EVERY)
-    victim = cluster.peers[2]
-    cluster.run(cluster.network.stop(victim))
+    victim = stopped_after_snapshots(compacting, "c", 40, set(), victim=2)
     path = victim.data_dir / "raft.snapshot"
     data = bytearray(path.read_bytes())
     data[-10] ^= 1  # one flipped bit in the body
     path.write_bytes(bytes(data))
     with pytest.raises(Exception, match="snapshot body does not match its header"):
-        cluster.run(cluster.network.restart(victim))
+        compacting.run(compacting.network.restart(victim))
     assert not victim.running
