@@ -141,7 +141,9 @@ def _decode_create(
         flag = params["postOnly"]
         if not isinstance(flag, bool):
             raise _Refused(ErrorClass.BAD_REQUEST, f"postOnly {flag!r} is not a boolean")
-        post_only = post_only or flag
+        if post_only and not flag:  # timeInForce PO says the opposite
+            raise _Refused(ErrorClass.BAD_REQUEST, "timeInForce PO contradicts postOnly false")
+        post_only = flag
     _check_order_options(order_type, price, time_in_force, post_only)
     return PlaceOrder(
         owner, timestamp, market.symbol, order_side, order_type, amount, price,
