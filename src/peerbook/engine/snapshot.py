@@ -116,10 +116,6 @@ _SIDES, _TYPES, _TIFS, _STATES = (
 )
 
 
-def _is_natural(value: object) -> bool:
-    return type(value) is int and value >= 0
-
-
 def _decode_order(value: object) -> Order:
     """One order record. A record that passes the one cheap check below (the common case)
     is built directly; any other goes through `_decode_order_checked`, which says what is
@@ -129,16 +125,17 @@ def _decode_order(value: object) -> Order:
     (order_id, owner, client_order_id, symbol, side, type_, time_in_force, post_only, price,
      amount, remaining, cost, timestamp, last_trade_timestamp, state) = value  # fmt: skip
     if not (
-        _is_natural(order_id) and type(owner) is str and type(symbol) is str
-        and (client_order_id is None or type(client_order_id) is str)
+        type(order_id) is int and order_id >= 0 and type(owner) is str
+        and type(symbol) is str and (client_order_id is None or type(client_order_id) is str)
         and type(side) is int and 0 <= side < len(_SIDES)
         and type(type_) is int and 0 <= type_ < len(_TYPES)
         and type(time_in_force) is int and 0 <= time_in_force < len(_TIFS)
         and type(state) is int and 0 <= state < len(_STATES)
-        and type(post_only) is bool and (price is None or _is_natural(price))
-        and _is_natural(amount) and _is_natural(remaining) and _is_natural(cost)
-        and _is_natural(timestamp)
-        and (last_trade_timestamp is None or _is_natural(last_trade_timestamp))
+        and type(post_only) is bool and (price is None or (type(price) is int and price >= 0))
+        and type(amount) is int and amount >= 0 and type(remaining) is int and remaining >= 0
+        and type(cost) is int and cost >= 0 and type(timestamp) is int and timestamp >= 0
+        and (last_trade_timestamp is None
+             or (type(last_trade_timestamp) is int and last_trade_timestamp >= 0))
     ):  # fmt: skip
         return _decode_order_checked(value)
     order = Order(order_id, owner, client_order_id, symbol, _SIDES[side], _TYPES[type_],

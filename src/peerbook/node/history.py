@@ -13,7 +13,7 @@ trail of the peer issue) and bounds it here.
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from peerbook.engine import Engine, OrderAccepted, Side, TradeExecuted
 from peerbook.errors import SnapshotError
@@ -25,14 +25,15 @@ __all__ = ["Fill", "TradeHistory", "window"]
 _T = TypeVar("_T")
 
 
-class Fill:
+class Fill(NamedTuple):
     """One side of a trade, seen by one order's owner."""
 
-    __slots__ = ("side", "trade")
+    trade: TradeExecuted
+    side: Side
 
-    def __init__(self, trade: TradeExecuted, side: Side) -> None:
-        self.trade = trade
-        self.side = side
+
+_new = tuple.__new__  # a named tuple without its generated __new__'s frame (hot on restore)
+_TRADE_FIELDS = len(TradeExecuted._fields)
 
 
 def window(
@@ -78,14 +79,18 @@ class TradeHistory:
                     self._owner_orders.setdefault(event.owner, []).append(event.order_id)
 
     def _record(self, trade: TradeExecuted) -> None:
-        orders = self._engine.order
         self.trades[trade.symbol].append(trade)
-        taker, maker = orders(trade.taker_order_id), orders(trade.maker_order_id)
-        assert taker is not None and maker is not None
-        for order in (taker, maker):
-            fill = Fill(trade, order.side)
-            self._order_fills.setdefault(order.order_id, []).append(fill)
-            self._owner_fills.setdefault(order.owner, []).append(fill)
+        orders, order_fills, owner_fills = self._engine.order, self._order_fills, self._owner_fills
+        for order_id in (trade.taker_order_id, trade.maker_order_id):
+            order = orders(order_id)
+            assert order is not None
+            fill = _new(Fill, (trade, order.side))
+            fills = order_fills.get(order_id)
+            if fills is None:
+                order_fills[order_id] = [fill]
+            else:
+                fills.append(fill)
+            owner_fills.setdefault(order.owner, []).append(fill)
 
     def every_trade(self) -> Iterator[TradeExecuted]:
         """Every trade of every market, in execution (id) order."""
@@ -107,19 +112,26 @@ class TradeHistory:
         markets, order, sides = engine.markets, engine.order, tuple(Side)
         last = 0
         for row in document:
+            if type(row) is not list or len(row) != _TRADE_FIELDS:
+                raise SnapshotError(f"not a trade: {row!r:.80}")
+            (sequence, trade_id, symbol, price, quantity, side, taker, maker, taker_left,
+             maker_left, timestamp) = row  # fmt: skip
             if not (
-                type(row) is list and len(row) == len(TradeExecuted._fields)
-                and row[2] in markets and row[5] in (0, 1)
-                and all(type(v) is int and v >= 0 for v in row[:2])
-                and all(type(v) is int and v >= 0 for v in row[3:])
+                type(sequence) is int and sequence >= 0 and type(trade_id) is int
+                and trade_id > last and type(symbol) is str and symbol in markets
+                and type(side) is int and side in (0, 1)
+                and type(price) is int and price > 0 and type(quantity) is int and quantity > 0
+                and type(taker) is int and type(maker) is int
+                and type(taker_left) is int and taker_left >= 0
+                and type(maker_left) is int and maker_left >= 0
+                and type(timestamp) is int and timestamp >= 0
             ):  # fmt: skip
                 raise SnapshotError(f"not a trade: {row!r:.80}")
-            trade = TradeExecuted._make((*row[:5], sides[row[5]], *row[6:]))
-            if order(trade.taker_order_id) is None or order(trade.maker_order_id) is None:
-                raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
-            if trade.trade_id <= last:
-                raise SnapshotError("trade ids are not increasing")
-            last = trade.trade_id
+            if order(taker) is None or order(maker) is None:
+                raise SnapshotError(f"trade {trade_id} names an unknown order")
+            trade = TradeExecuted(sequence, trade_id, symbol, price, quantity, sides[side], taker,
+                                  maker, taker_left, maker_left, timestamp)  # fmt: skip
+            last = trade_id
             trades.append(trade)
         return trades
 
