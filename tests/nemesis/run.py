@@ -33,14 +33,18 @@ from tests.nemesis.unsafe import MODES
 
 FAULTS = ("isolate-leader", "kill-leader", "pause-leader", "isolate-follower", "kill-follower",
           "pause-follower", "one-way-leader", "loss-leader", "flap-leader", "kill-majority",
-          "kill-all", "pause-grape", "join-leave", "clock-jump", "clock-rate")  # fmt: skip
+          "kill-all", "pause-grape", "join-leave", "clock-jump", "clock-rate", "split-leader",
+          "stop-grape")  # fmt: skip
 """Fault classes: a partition of the leader or of a follower from every other node (both
 ways, only what it sends, or 30 % packet loss; ``flap`` isolates and heals it every second),
 kill -9 and restart (the leader, a follower, a majority, every peer at once), SIGSTOP and
 SIGCONT (the leader, a follower, the grape), a membership change (a new peer joins
 through the grape, as a voter while there are seats, and leaves again with ``peerbook
-leave``), and a peer's wall clock jumped 90 s to 10 min or run at twice or half speed
-(`tests.nemesis.clocks`; skipped, and noted, where libfaketime is not installed)."""
+leave``), a peer's wall clock jumped 90 s to 10 min or run at twice or half speed
+(`tests.nemesis.clocks`; skipped, and noted, where libfaketime is not installed), a split of
+the network into a minority holding the leader and a majority (two and three of five peers;
+with three peers, the leader alone), and the grape stopped (its records lost) for twice a
+fault's length, then started again on the same address."""
 
 
 class Nemesis:
@@ -53,7 +57,9 @@ class Nemesis:
         root: Path,
         grape: "subprocess.Popen[str]",
         clocks: ClockFiles,
+        grape_command: list[str],
     ) -> None:
+        self.grape_command = grape_command
         self.fabric = fabric
         self.clocks = clocks
         self.network = network
@@ -84,6 +90,9 @@ class Nemesis:
     async def apply(self, fault: str, rng: random.Random, length_s: float) -> None:
         if fault == "join-leave":
             await self._join_and_leave(length_s)
+            return
+        if fault in ("split-leader", "stop-grape"):
+            await self._split_or_stop_grape(fault, length_s)
             return
         if fault.startswith("clock") and LIBFAKETIME is None:
             self._note(fault=fault, peer="-", phase="skipped", reason="no libfaketime")
@@ -128,6 +137,30 @@ class Nemesis:
             await asyncio.sleep(length_s)
             process.send_signal(signal.SIGCONT)
         self._note(fault=fault, peer=target.peer, phase="healed")
+
+    async def _split_or_stop_grape(self, fault: str, length_s: float) -> None:
+        if fault == "stop-grape":
+            self._note(fault=fault, peer="grape", phase="start")
+            self.grape.terminate()
+            await asyncio.to_thread(self.grape.wait, 10)
+            await asyncio.sleep(2 * length_s)
+            self.grape = subprocess.Popen(self.grape_command, stdout=subprocess.PIPE, text=True)
+            assert self.grape.stdout is not None
+            await asyncio.to_thread(self.grape.stdout.readline)
+            self._note(fault=fault, peer="grape", phase="healed")
+            return
+        leader = self.leader_file.read_text().strip() if self.leader_file.exists() else ""
+        members = self.members
+        ranked = sorted(members, key=lambda p: p.peer != leader)  # the leader first
+        minority, majority = ranked[: len(members) // 2], ranked[len(members) // 2 :]
+        names = ",".join(p.peer for p in minority)
+        self._note(fault=fault, peer=names, phase="start")
+        for peer in minority:
+            self.fabric.isolate(f"p{peer.index}", [*(f"p{p.index}" for p in majority), "grape"])
+        await asyncio.sleep(length_s)
+        for peer in minority:
+            self.fabric.heal(f"p{peer.index}")
+        self._note(fault=fault, peer=names, phase="healed")
 
     async def _join_and_leave(self, length_s: float) -> None:
         """A new peer joins (in a namespace of its own), follows for ``length_s``, leaves."""
@@ -182,14 +215,15 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     network: LocalNetwork | None = None
     workload: asyncio.subprocess.Process | None = None
     grape: subprocess.Popen[str] | None = None
+    nemesis: Nemesis | None = None
     try:
         grape_ip = fabric.add("grape")
         for index in range(1, args.peers + 1):
             fabric.add(f"p{index}")
         fabric.add("clients")
-        grape = subprocess.Popen(fabric.command("grape", [sys.executable, "-m", "peerbook", "grape",
-                                 "--host", grape_ip, "--port", "30001"]),
-                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        grape_command = fabric.command("grape", [sys.executable, "-m", "peerbook", "grape",
+                                                 "--host", grape_ip, "--port", "30001"])  # fmt: skip
+        grape = subprocess.Popen(grape_command, stdout=subprocess.PIPE, text=True)
         assert grape.stdout is not None
         grape_url = grape.stdout.readline().strip()
         program: tuple[str, ...] = (sys.executable, "-m", "peerbook")
@@ -214,7 +248,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         workload = await asyncio.create_subprocess_exec(
             *fabric.command("clients", [sys.executable, "-m", "tests.nemesis.workload",
                                         str(config_file)]))  # fmt: skip
-        nemesis = Nemesis(fabric, network, root, grape, clocks)
+        nemesis = Nemesis(fabric, network, root, grape, clocks, grape_command)
         rng = random.Random(args.seed)
         faults = list(args.faults or FAULTS)
         started = time.monotonic()
@@ -252,7 +286,9 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             await workload.wait()
         if network is not None:
             await network.stop_all()
-        if grape is not None:
+        if nemesis is not None:
+            grape = nemesis.grape  # a stopped grape was started again
+        if grape is not None and grape.poll() is None:
             grape.terminate()
             grape.wait(timeout=10)
         fabric.close()

@@ -64,6 +64,10 @@ _JOIN_TIMEOUT_S = 60.0
 _MEMBERS_SAVE_S = 1.0
 _RESTART_WAIT_S = 3.0
 DEFAULT_SNAPSHOT_ENTRIES = 20_000
+# A restarted grape has lost every record and nobody is told: re-announcing this often
+# bounds how long clients cannot find the peer (measured: a 30 s interval left writes
+# stopped for 14 s after the grape came back), for about one small request a second.
+_ANNOUNCE_S = 5.0
 
 
 class StartupError(PeerbookError):
@@ -130,7 +134,7 @@ class Peer:
         self.api_server: RpcServer | None = None
         self.ws_server: WsRpcServer | None = None
         self._raft_server: RpcServer | None = None
-        self._link = Link(config.grape)
+        self._link = Link(config.grape, announce_interval_s=_ANNOUNCE_S)
         self._client = RpcClient(self._link)
         self._raft: RaftLog | None = None
         self._batcher: Batcher | None = None
