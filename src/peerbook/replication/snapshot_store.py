@@ -33,6 +33,7 @@ state it does not have.
 
 import base64
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -99,9 +100,16 @@ class SnapshotStore:
         if child == 0:  # pragma: no cover - runs in the child, reported through its exit code
             code = 1
             try:
+                # Inherited listening sockets would keep the peer's ports bound after a kill
+                # -9 of the parent, so that a restart could not serve on them until this
+                # child is done: close every inherited descriptor. No collection either, so
+                # that no finalizer of an inherited object closes a reused descriptor.
                 with contextlib.suppress(ValueError, OSError):
+                    signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
+                gc.disable()
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
                        header, self._machine.snapshot())  # fmt: skip
                 code = 0

@@ -1,0 +1,91 @@
+"""The snapshot store on its own: a forked child writes the snapshot while the parent goes on,
+only `check` puts it in place, `load` installs it, and the child holds none of the parent's
+sockets (a kill -9 of the peer must free its ports at once for the restart)."""
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.node import Node
+
+from peerbook.engine import Engine
+from peerbook.replication import OrderStateMachine
+from peerbook.replication.snapshot_store import SnapshotStore
+from tests.replication.test_state_machine import entries_of, random_commands
+
+_SUCCESS, _SERIALIZING = SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.SERIALIZING
+
+
+def loaded_machine(entries: int) -> OrderStateMachine:
+    machine = OrderStateMachine(Engine())
+    texts = entries_of(random_commands(17, entries * 20), 20)
+    for index, text in enumerate(texts, start=1):
+        machine.apply(index, text)
+    return machine
+
+
+def wait_written(store: SnapshotStore, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (state := store.check()) == _SERIALIZING:
+        assert time.monotonic() < deadline, "the snapshot child did not finish"
+        time.sleep(0.01)
+    return state
+
+
+def test_a_snapshot_is_written_aside_put_in_place_and_loaded(tmp_path: Path) -> None:
+    machine = loaded_machine(200)
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    entries = ((b"\x00last", 200, 3), (b"\x00before", 199, 3))
+    store.serialize(str(tmp_path / "raft.snapshot.tmp"), (*entries, {Node("a:1"), None}))
+    assert wait_written(store) == _SUCCESS
+    assert not list(tmp_path.glob("*.partial.*"))
+    copy = OrderStateMachine(Engine())
+    failures: list[str] = []
+    last, before, members = SnapshotStore(store.path, copy, failures.append).load(str(store.path))
+    assert (last, before) == entries and members == {Node("a:1")}
+    assert copy.snapshot() == machine.snapshot() and not failures
+
+
+def test_the_child_holds_none_of_the_parents_sockets(tmp_path: Path) -> None:
+    machine = loaded_machine(20)
+    encode = machine.snapshot
+
+    def slow_snapshot() -> bytes:  # runs in the child: time to look at its descriptors
+        time.sleep(1.0)
+        return encode()
+
+    machine.snapshot = slow_snapshot  # type: ignore[method-assign]
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        inode = os.fstat(listening.fileno()).st_ino
+        store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+        store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set()))
+        child = store._child
+        assert child is not None
+        time.sleep(0.3)  # past the fork's first steps, well inside the second of sleep
+        held = [os.readlink(f"/proc/{child}/fd/{n}") for n in os.listdir(f"/proc/{child}/fd")]
+        assert held, "the child should still be running"
+        assert f"socket:[{inode}]" not in held
+        assert wait_written(store) == _SUCCESS
+
+
+def test_a_corrupt_file_is_reported_and_refused(tmp_path: Path) -> None:
+    machine = loaded_machine(50)
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set()))
+    assert wait_written(store) == _SUCCESS
+    data = bytearray(store.path.read_bytes())
+    data[-3] ^= 0x20
+    store.path.write_bytes(bytes(data))
+    failures: list[str] = []
+    target = OrderStateMachine(Engine())
+    before = target.snapshot()
+    try:
+        SnapshotStore(store.path, target, failures.append).load(str(store.path))
+        raise AssertionError("a corrupt snapshot was loaded")
+    except Exception as exc:  # the library catches whatever the hook raises
+        assert "does not match its header" in str(exc)
+    assert failures and target.snapshot() == before
