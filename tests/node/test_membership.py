@@ -79,3 +79,37 @@ def test_the_leader_leaves_then_a_dead_peer_is_removed(four: Cluster) -> None:
     # Removing a peer that is no member any more is a no-op, so an operator can retry.
     again = peerbook(cluster, "--data-dir", str(alive[0].data_dir), "remove", dead.peer)
     assert again.returncode == 0, again.stderr
+
+
+@pytest.fixture
+def three_voters_and_a_replica(
+    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    yield from own_network(grape_url, tmp_path, request, 4, ("--voters", "3"))
+
+
+def test_a_replica_takes_the_seat_a_voter_left(three_voters_and_a_replica: Cluster) -> None:
+    cluster = three_voters_and_a_replica
+    replica = cluster.peers[3]
+    assert {i["peer"]: i["role"] for i in cluster.statuses()}[replica.peer] == "replica"
+    leaving = cluster.peers[leader_index(cluster) % 3]  # a follower among the voters
+    done = peerbook(cluster, "--data-dir", str(leaving.data_dir), "leave")
+    assert done.returncode == 0, done.stderr
+    assert wait_exit(cluster, leaving) == 0
+    voters = [*sorted(p.peer for p in cluster.peers[:3] if p is not leaving), replica.peer]
+    deadline = time.monotonic() + 30
+    while True:
+        infos = {i["peer"]: i for i in cluster.statuses()}
+        if all(i["members"] == sorted(voters) for i in infos.values()) and infos[replica.peer][
+            "role"
+        ] in ("leader", "follower"):
+            break
+        assert time.monotonic() < deadline, f"the replica took no seat: {infos}"
+        time.sleep(0.3)
+    place(cluster, 4, "by-the-new-voter")
+    # It stays a voter across a restart.
+    cluster.run(cluster.network.stop(replica))
+    cluster.run(cluster.network.restart(replica))
+    info = assert_log_replays(cluster, replica.data_dir)
+    assert info["members"] == sorted(voters)
+    assert {i["peer"]: i["role"] for i in cluster.statuses()}[replica.peer] != "replica"

@@ -135,6 +135,10 @@ class JoinService:
         expected = _proof(self._secret, op, self._network, peer, raft, nonce)
         if not hmac.compare_digest(expected, proof):
             raise RpcError("JoinRefused: bad proof of the cluster secret")
+        if op in ("members", "add") and peer == member_peer(self._self_id):
+            # A replica looking for a seat finds itself among the announced peers; only
+            # the others know whether it has one.
+            raise RpcError("JoinElsewhere: a peer cannot answer its own join request")
         if op == "remove":
             return await self._remove(peer)
         if op == "leave":

@@ -38,7 +38,14 @@ from peerbook.node.command_log import CommandLog
 from peerbook.node.datadir import DataDir, Identity
 from peerbook.node.feed import Feed
 from peerbook.node.history import TradeHistory
-from peerbook.node.join import JoinFull, JoinService, join_key, request_join
+from peerbook.node.join import (
+    JoinAnswer,
+    JoinFull,
+    JoinRefused,
+    JoinService,
+    join_key,
+    request_join,
+)
 from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
@@ -68,6 +75,7 @@ DEFAULT_SNAPSHOT_ENTRIES = 20_000
 # bounds how long clients cannot find the peer (measured: a 30 s interval left writes
 # stopped for 14 s after the grape came back), for about one small request a second.
 _ANNOUNCE_S = 5.0
+_SEAT_CHECK_S = 2.0  # how often a replica looks for a free voting seat
 
 
 class StartupError(PeerbookError):
@@ -342,6 +350,8 @@ class Peer:
         self.machine.listeners.append(feed.on_applied)
         await self._feed.start()
         self._tasks.append(asyncio.create_task(self._save_members()))
+        if identity.replica:
+            self._tasks.append(asyncio.create_task(self._take_a_free_seat(secret)))
         self.ws_server = WsRpcServer(
             self._api_handler, host=config.host, message_bytes_max=BODY_BYTES_MAX
         )
@@ -416,6 +426,46 @@ class Peer:
                     saved = members
                 except OSError as exc:
                     _log.warning("cannot record the members: %s", exc)
+
+    async def _take_a_free_seat(self, secret: bytes) -> None:
+        """While this peer is a replica, look for a free voting seat (a voter left or was
+        removed) and take it: restart the Raft member as a voter, be added as a joiner is,
+        and record it; if another peer took the seat first, follow as a replica again. An
+        addition whose answer was lost is recognised at the next look (this peer is then
+        among the members)."""
+        raft, identity, network = self._raft, self.identity, self.config.network
+        assert raft is not None and identity is not None
+
+        async def ask(op: str, timeout_s: float) -> JoinAnswer:
+            return await request_join(
+                self._client, network, secret, identity.peer, identity.raft, op,
+                timeout_s=timeout_s,
+            )  # fmt: skip
+
+        while True:
+            await asyncio.sleep(_SEAT_CHECK_S)
+            try:
+                answer = await ask("members", _SEAT_CHECK_S)
+            except JoinRefused:
+                continue
+            members = answer.members
+            if raft.address not in members:
+                if answer.voters_full:  # no free seat (or another peer took it)
+                    raft.change_role(replica=True, partners=members)
+                    continue
+                raft.change_role(replica=False, partners=members)
+                try:
+                    members = (await ask("add", _JOIN_TIMEOUT_S)).members
+                except JoinFull:
+                    raft.change_role(replica=True, partners=members)
+                    continue
+                except JoinRefused:  # unknown: the next look tells
+                    continue
+            raft.change_role(replica=False, partners=members)
+            self.identity = identity._replace(replica=False)
+            self.directory.save_identity(self.identity)
+            _log.warning("took a free voting seat of network %s", network)
+            return
 
     async def _leave(self, secret: bytes) -> list[str]:
         """Leave the network for good: hand leadership over, have another member remove this

@@ -141,7 +141,8 @@ class RaftLog:
             conf.serializeChecker = self.snapshots.check
             conf.logCompactionBatchSize = _SNAPSHOT_CHUNK_BYTES
             conf.logCompactionMinEntries = snapshot_entries or _NEVER
-        transport = functools.partial(
+        self._conf = conf
+        self._transport = functools.partial(
             GrenacheRaftTransport,
             loop=self._loop,
             client=client,
@@ -151,16 +152,31 @@ class RaftLog:
             self_id=address,
         )
         self.address = address
+        self._start_member(replica, partners)
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    def _start_member(self, replica: bool, partners: Sequence[str]) -> None:
         self.replica = replica
         self._member = _Member(
-            machine,
-            None if replica else Node(address),
-            [Node(p) for p in partners],
-            conf,
+            self.machine,
+            None if replica else Node(self.address),
+            [Node(p) for p in partners if p != self.address],
+            self._conf,
             nodeClass=Node,
-            transportClass=transport,
+            transportClass=self._transport,
         )
-        self._ticker = asyncio.create_task(self._tick_forever())
+
+    def change_role(self, replica: bool, partners: Sequence[str]) -> None:
+        """Restart this member's Raft member as a voter (``replica`` false) or as a replica,
+        with ``partners`` the voting members: a replica that takes a free seat becomes a
+        voter first and is then added (as a joiner is), and becomes a replica again if the
+        seat was taken meanwhile. The journal and snapshot are loaded again; entries the
+        state machine already applied are not applied twice."""
+        if replica == self.replica:
+            return
+        self._member.destroy()
+        self._start_member(replica, partners)
+        self._wake.set()
 
     async def _tick_forever(self) -> None:
         while True:

@@ -189,6 +189,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         return True
 
     def addNode(self, node: Any) -> None:  # noqa: N802 - the library's name
+        self._replicas.discard(node.id)  # a replica that took a seat is a voter now
         self._nodes[node.id] = node
         self._loop.call_soon_threadsafe(self._start_sender, node.id)
 

@@ -162,7 +162,10 @@ class SnapshotStore:
         ):
             raise SnapshotError("the snapshot body does not match its header")
         last, before_last = (_decode_entry(e) for e in header["entries"])
-        self._machine.install(body)
+        if self._machine.applied_index < last[1]:
+            # Otherwise the machine is already past the snapshot (a member restarted in the
+            # same process, as when a replica takes a seat): installing would take it back.
+            self._machine.install(body)
         return last, before_last, {Node(member) for member in header["members"]}
 
     def close(self) -> None:
