@@ -65,8 +65,12 @@ def test_the_child_holds_none_of_the_parents_sockets(tmp_path: Path) -> None:
         store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set()))
         child = store._child
         assert child is not None
-        time.sleep(0.3)  # past the fork's first steps, well inside the second of sleep
-        held = [os.readlink(f"/proc/{child}/fd/{n}") for n in os.listdir(f"/proc/{child}/fd")]
+        deadline = time.monotonic() + 0.8  # well inside the child's second of sleep
+        while True:  # until the child has closed what it inherited (at once, with the fix)
+            held = [os.readlink(f"/proc/{child}/fd/{n}") for n in os.listdir(f"/proc/{child}/fd")]
+            if f"socket:[{inode}]" not in held or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         assert held, "the child should still be running"
         assert f"socket:[{inode}]" not in held
         assert wait_written(store) == _SUCCESS
