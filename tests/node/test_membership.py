@@ -113,3 +113,13 @@ def test_a_replica_takes_the_seat_a_voter_left(three_voters_and_a_replica: Clust
     info = assert_log_replays(cluster, replica.data_dir)
     assert info["members"] == sorted(voters)
     assert {i["peer"]: i["role"] for i in cluster.statuses()}[replica.peer] != "replica"
+
+
+@pytest.mark.parametrize("command", [["leave"], ["remove", "p9"]])
+def test_membership_commands_need_the_cluster_secret(command: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "peerbook", "--data-dir", str(tmp_path), *command],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "the cluster secret is needed" in done.stderr
