@@ -52,7 +52,13 @@ def _one(peers: int, seed: int, faults: Iterable[str], duration: float) -> dict[
 
 
 def _row(run: dict[str, Any]) -> str:
-    group = ", ".join(run["group"]) or f"random, all {len(FAULTS)}"
+    names = run["group"]
+    if not names:
+        group = f"random from all {len(FAULTS)}"
+    elif len(names) > len(GROUPS[0]) + 1:
+        group = f"all {len(names)}, cycled"
+    else:
+        group = ", ".join(names)
     if "skipped" in run:
         return f"| {run['peers']} | {run['seed']} | {group} | skipped: {run['skipped']} |"
     faults = run.get("faults", [])
@@ -76,6 +82,38 @@ HEADER = (
 )
 
 
+def _by_class(runs: list[dict[str, Any]]) -> list[str]:
+    """Per fault class and peer count: how often it was applied, the longest stall of writes
+    during it (from its start to 5 s after healing) and the slowest first acknowledgement
+    after healing, over every run."""
+    found: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        for fault in run.get("faults", []):
+            found.setdefault((fault["fault"], run["peers"]), []).append(fault)
+    lines = ["| fault class | peers | applied | longest stall s (median / worst) "
+             "| first ack after heal s (worst) |", "|---|---|---|---|---|"]  # fmt: skip
+    for (fault, peers), faults in sorted(found.items()):
+        stalls = sorted(f["longest_stall_s"] for f in faults)
+        after = [
+            f["next_ack_after_heal_s"] for f in faults if f["next_ack_after_heal_s"] is not None
+        ]
+        lines.append(f"| {fault} | {peers} | {len(faults)} | {stalls[len(stalls) // 2]} / "
+                     f"{stalls[-1]} | {max(after, default=0)} |")  # fmt: skip
+    return lines
+
+
+def _report(runs: list[dict[str, Any]]) -> int:
+    print(HEADER)
+    for run in runs:
+        print(_row(run))
+    print()
+    print("\n".join(_by_class(runs)))
+    acked = sum(r.get("acknowledged", 0) for r in runs)
+    bad = [r for r in runs if not r.get("ok") and "skipped" not in r]
+    print(f"{len(runs)} runs, {acked:,} acknowledged orders, {len(bad)} failed")
+    return 1 if bad else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--peers", type=int, nargs="+", default=[3, 5])
@@ -84,8 +122,12 @@ def main() -> int:
     parser.add_argument("--results", default="campaign.jsonl")
     parser.add_argument("--groups", type=int, nargs="+", default=list(range(len(GROUPS))),
                         help="which fault groups, by position (default: all)")  # fmt: skip
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: print the tables of the runs in --results")  # fmt: skip
     args = parser.parse_args()
     results = Path(args.results)
+    if args.report:
+        return _report([json.loads(line) for line in results.read_text().splitlines()])
     runs = []
     for peers in args.peers:
         for seed in args.seeds:
@@ -97,13 +139,7 @@ def main() -> int:
                     file.write(json.dumps(run) + "\n")
                 print(_row(run), flush=True)
                 runs.append(run)
-    print(HEADER)
-    for run in runs:
-        print(_row(run))
-    acked = sum(r.get("acknowledged", 0) for r in runs)
-    bad = [r for r in runs if not r.get("ok") and "skipped" not in r]
-    print(f"{len(runs)} runs, {acked:,} acknowledged orders, {len(bad)} failed")
-    return 1 if bad else 0
+    return _report(runs)
 
 
 if __name__ == "__main__":
