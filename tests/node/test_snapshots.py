@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,8 @@ EVERY = 40
 
 @pytest.fixture
 def compacting(grape_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    yield from own_network(grape_url, tmp_path, request, 3, ("--snapshot-every", str(EVERY)))
+    options = ("--snapshot-every", str(EVERY), "--metrics-port", "0")
+    yield from own_network(grape_url, tmp_path, request, 3, options)
 
 
 def snapshot_index(data_dir: Path) -> int:
@@ -42,6 +44,14 @@ def wait_for_snapshots(cluster: Cluster, past: int, timeout_s: float = 30) -> No
         time.sleep(0.2)
 
 
+def snapshots_written(peer: PeerProcess) -> float:
+    """What the peer's Prometheus endpoint says about its snapshots."""
+    with urllib.request.urlopen(f"http://{peer.ready['metrics']}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("peerbook_snapshots_written_total"))
+    return float(line.split()[-1])
+
+
 def trades_of(cluster: Cluster, index: int) -> list[dict[str, object]]:
     with cluster.reader(index) as reader:
         return list(reader.fetch_trades("BTC/USD", limit=10_000))
@@ -52,6 +62,7 @@ def test_a_late_joiner_is_sent_a_snapshot(compacting: Cluster) -> None:
     acked: set[str] = set()
     load_everywhere(cluster, "s", 60, acked)
     wait_for_snapshots(cluster, past=2 * EVERY)
+    assert all(snapshots_written(p) >= 1 for p in cluster.peers)
     cluster.run(cluster.network.add_peer())
     joiner = cluster.peers[3]
     check_everything_there(cluster, acked)

@@ -42,6 +42,7 @@ class PeerMetrics:
         is_leader: Callable[[], bool],
         writable: Callable[[], bool],
         feed_dropped: Callable[[], int],
+        snapshots_written: Callable[[], int],
     ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
@@ -66,6 +67,11 @@ class PeerMetrics:
         )
         dropped = Gauge("peerbook_feed_dropped_total", "Feed messages dropped", registry=registry)
         dropped.set_function(lambda: float(feed_dropped()))
+        written = Gauge(
+            "peerbook_snapshots_written_total", "Snapshots written (log compactions) since start",
+            registry=registry,
+        )  # fmt: skip
+        written.set_function(lambda: float(snapshots_written()))
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Count the orders and trades of one applied entry (a state machine listener)."""

@@ -160,6 +160,11 @@ class Peer:
             is_leader=lambda: self._raft is not None and self._raft.role == "leader",
             writable=lambda: self._raft is not None and _LogStatus(self._raft).writable,
             feed_dropped=lambda: 0 if self._feed is None else self._feed.dropped,
+            snapshots_written=lambda: (
+                0
+                if self._raft is None or self._raft.snapshots is None
+                else self._raft.snapshots.written
+            ),
         )
         self.machine.listeners += [self.history.on_applied, self.metrics.on_applied]
         self.machine.parts["trades"] = self.history

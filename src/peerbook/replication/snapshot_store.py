@@ -63,7 +63,8 @@ _Entry = tuple[bytes, int, int]
 
 
 class SnapshotStore:
-    """The snapshot file at ``path`` and the library's three hooks on it.
+    """The snapshot file at ``path`` and the library's three hooks on it; ``written`` counts
+    the snapshots put in place since it was made.
 
     Args:
         path: the snapshot file (the library's ``fullDumpFile``).
@@ -100,14 +101,14 @@ class SnapshotStore:
         if child == 0:  # pragma: no cover - runs in the child, reported through its exit code
             code = 1
             try:
+                with contextlib.suppress(ValueError, OSError):  # the event loop's, not ours
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
                 # Inherited listening sockets would keep the peer's ports bound after a kill
                 # -9 of the parent, so that a restart could not serve on them until this
                 # child is done: close every inherited descriptor. No collection either, so
                 # that no finalizer of an inherited object closes a reused descriptor.
-                with contextlib.suppress(ValueError, OSError):
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
                 gc.disable()
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
