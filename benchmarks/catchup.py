@@ -27,20 +27,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from peerbook.grenache import Link, RpcClient
 from peerbook.testing.member import MemberProcesses
+from peerbook.testing.orders import crossing_command
 
 _REQUEST = 1_000
-
-
-def _command(index: int) -> dict[str, Any]:
-    side = "buy" if index % 2 else "sell"
-    price = f"{30_000 + (index * 7919) % 21 - 10}"
-    options = {"clientOrderId": f"c{index}"}
-    return {"op": "createOrder", "owner": f"o{index % 7}",
-            "args": ["BTC/USD", "limit", side, "0.0010", price, options]}  # fmt: skip
 
 
 async def _load(group: MemberProcesses, client: RpcClient, leader: int, orders: int) -> float:
@@ -51,7 +43,7 @@ async def _load(group: MemberProcesses, client: RpcClient, leader: int, orders: 
 
     async def worker() -> None:
         for start in starts:
-            batch = [_command(i) for i in range(start, min(orders, start + _REQUEST))]
+            batch = [crossing_command(i) for i in range(start, min(orders, start + _REQUEST))]
             for _attempt in range(10):
                 replies = await group.control(client, leader, "submit", batch)
                 assert isinstance(replies, list)
