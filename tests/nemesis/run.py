@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.demo.network import LocalNetwork, PeerProcess
-from tests.nemesis.clocks import LIBFAKETIME, ClockFiles, clock_fault_spec
+from tests.nemesis.clocks import LIBFAKETIME, ClockFiles, clock_jump, drifted
 from tests.nemesis.netns import Fabric, unavailable
 from tests.nemesis.unsafe import MODES
 
@@ -113,11 +113,19 @@ class Nemesis:
                 await asyncio.sleep(1.0)
                 self.fabric.heal(node)
                 await asyncio.sleep(1.0)
-        elif fault.startswith("clock"):
-            spec = clock_fault_spec(fault, rng)
+        elif fault == "clock-jump":
+            spec = clock_jump(rng)
             self._note(fault=fault, peer=target.peer, phase="clock", spec=spec)
             self.clocks.set(target.index, spec)
             await asyncio.sleep(length_s)
+            self.clocks.set(target.index, "+0")
+        elif fault == "clock-rate":
+            rate = rng.choice([2.0, 0.5])
+            self._note(fault=fault, peer=target.peer, phase="clock", rate=rate)
+            started = time.monotonic()
+            while (elapsed := time.monotonic() - started) < length_s:
+                self.clocks.set(target.index, drifted(rate, elapsed))
+                await asyncio.sleep(0.5)
             self.clocks.set(target.index, "+0")
         elif fault in ("kill-majority", "kill-all"):
             peers = self.members
