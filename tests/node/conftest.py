@@ -131,3 +131,11 @@ def assert_log_replays(cluster: Cluster, data_dir: Path) -> dict[str, Any]:
     log = data_dir / "commands.jsonl"
     assert replayed(log) == {"applied": info["applied"], "digest": info["digest"]}
     return info
+
+
+@pytest.fixture
+def three_voters(
+    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """Four peers on a network that takes three voters: the fourth follows as a replica."""
+    yield from own_network(grape_url, tmp_path, request, 4, ("--voters", "3"))

@@ -81,15 +81,8 @@ def test_the_leader_leaves_then_a_dead_peer_is_removed(four: Cluster) -> None:
     assert again.returncode == 0, again.stderr
 
 
-@pytest.fixture
-def three_voters_and_a_replica(
-    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    yield from own_network(grape_url, tmp_path, request, 4, ("--voters", "3"))
-
-
-def test_a_replica_takes_the_seat_a_voter_left(three_voters_and_a_replica: Cluster) -> None:
-    cluster = three_voters_and_a_replica
+def test_a_replica_takes_the_seat_a_voter_left(three_voters: Cluster) -> None:
+    cluster = three_voters
     replica = cluster.peers[3]
     assert {i["peer"]: i["role"] for i in cluster.statuses()}[replica.peer] == "replica"
     leaving = cluster.peers[leader_index(cluster) % 3]  # a follower among the voters

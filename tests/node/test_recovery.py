@@ -178,14 +178,6 @@ def test_a_paused_leader_catches_up_and_commits_again(fresh: Cluster) -> None:
         check_everything_there(cluster, acked)
 
 
-@pytest.fixture
-def three_voters(
-    grape_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    """Four peers on a network that takes three voters: the fourth follows as a replica."""
-    yield from own_network(grape_url, tmp_path, request, 4, ("--voters", "3"))
-
-
 def test_beyond_the_voters_a_peer_follows_as_a_replica(three_voters: Cluster) -> None:
     cluster = three_voters
     infos = {i["peer"]: i for i in cluster.statuses()}
