@@ -21,13 +21,10 @@ machine it shares the CPU with the peers: the figures are a floor for what the p
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from peerbook.client import AsyncClient
-from peerbook.demo.network import LocalNetwork
-from peerbook.grenache import EmbeddedGrape
+from peerbook.testing.local import local_network
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -54,36 +51,23 @@ async def _converged(readers: list[AsyncClient]) -> None:
 
 
 async def _run(peers: int, args: argparse.Namespace) -> dict[str, float]:
-    grape = EmbeddedGrape("127.0.0.1", 0)
-    await grape.start()
-    with tempfile.TemporaryDirectory(prefix="peerbook-bench-") as root:
-        network = LocalNetwork(Path(root), grape.url)
-        clients: list[AsyncClient] = []
-        try:
-            for _ in range(peers):
-                await network.add_peer()
-            writers = {p.peer: [AsyncClient.from_data_dir(grape.url, p.data_dir)
-                                for _ in range(args.clients)] for p in network.peers}  # fmt: skip
-            readers = [AsyncClient(grape.url, peer=p.peer) for p in network.peers]
-            clients = [c for group in writers.values() for c in group] + readers
-            latencies: list[float] = []
-            started = time.perf_counter()
-            await asyncio.gather(*(
-                _client_load(c, f"{peer}-{n}", args.orders, latencies)
-                for peer, group in writers.items() for n, c in enumerate(group)
-            ))  # fmt: skip
-            acknowledged = time.perf_counter()
-            await _converged(readers)
-            converged = time.perf_counter()
-            sequential: list[float] = []
-            await _client_load(
-                writers[network.peers[0].peer][0], "seq", args.sequential, sequential
-            )
-        finally:
-            for client in clients:
-                await client.close()
-            await network.stop_all()
-            await grape.stop()
+    async with local_network(peers, "peerbook-bench-") as (network, clients):
+        grape = network.grape
+        writers = {p.peer: [AsyncClient.from_data_dir(grape, p.data_dir)
+                            for _ in range(args.clients)] for p in network.peers}  # fmt: skip
+        readers = [AsyncClient(grape, peer=p.peer) for p in network.peers]
+        clients.extend([*(c for group in writers.values() for c in group), *readers])
+        latencies: list[float] = []
+        started = time.perf_counter()
+        await asyncio.gather(*(
+            _client_load(c, f"{peer}-{n}", args.orders, latencies)
+            for peer, group in writers.items() for n, c in enumerate(group)
+        ))  # fmt: skip
+        acknowledged = time.perf_counter()
+        await _converged(readers)
+        converged = time.perf_counter()
+        sequential: list[float] = []
+        await _client_load(writers[network.peers[0].peer][0], "seq", args.sequential, sequential)
     return {
         "orders_per_s": len(latencies) / (acknowledged - started),
         "p50_ms": statistics.median(latencies) * 1000,

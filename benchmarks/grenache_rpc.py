@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
+from peerbook.testing.processes import stop_process
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "interop" / "node"
 PYTHON_SERVICE = "bench:python-echo"
@@ -54,12 +55,7 @@ def _process(command: Sequence[str], what: str, cwd: Path | None = None) -> Iter
     try:
         yield _read_line(process, what)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 async def _echo(key: str, payload: Json) -> Json:

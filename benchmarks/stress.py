@@ -17,13 +17,11 @@ import argparse
 import asyncio
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from peerbook.client import AsyncClient, PeerbookClientError
-from peerbook.demo.network import LocalNetwork
-from peerbook.grenache import EmbeddedGrape
+from peerbook.testing.local import local_network
 
 
 def _rss_mib(pid: int) -> float:
@@ -57,46 +55,34 @@ async def _trader(client: AsyncClient, interval: float, stop: float, rng: random
 
 
 async def _main(args: argparse.Namespace) -> None:
-    grape = EmbeddedGrape("127.0.0.1", 0)
-    await grape.start()
-    with tempfile.TemporaryDirectory(prefix="peerbook-stress-") as root:
-        network = LocalNetwork(Path(root), grape.url)
-        clients: list[AsyncClient] = []
-        try:
-            for _ in range(args.peers):
-                await network.add_peer()
-            per_client = args.rate / (args.peers * args.clients)
-            clients = [AsyncClient.from_data_dir(grape.url, p.data_dir)
-                       for p in network.peers for _ in range(args.clients)]  # fmt: skip
-            samples: list[tuple[float, float]] = []
-            begin = time.monotonic()
-            stop = begin + args.minutes * 60
-            rng = random.Random(args.seed)
-            traders = [asyncio.create_task(_trader(c, 1 / per_client, stop,
-                                                   random.Random(rng.random()), samples))
-                       for c in clients]  # fmt: skip
-            print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
-            print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer")
-            base: tuple[float, list[float]] | None = None
-            for minute in range(1, args.minutes + 1):
-                await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
-                window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
-                samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
-                rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
-                p50 = statistics.median(window) * 1000 if window else float("nan")
-                p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
-                base = base or (p99, rss)
-                print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
-                      + " ".join(f"{r:6.0f}" for r in rss), flush=True)  # fmt: skip
-            await asyncio.gather(*traders)
-            assert base is not None
-            growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))
-            print(f"last minute / first minute: p99 {p99 / base[0]:.2f}, memory {growth}")
-        finally:
-            for client in clients:
-                await client.close()
-            await network.stop_all()
-            await grape.stop()
+    async with local_network(args.peers, "peerbook-stress-") as (network, clients):
+        per_client = args.rate / (args.peers * args.clients)
+        clients.extend(AsyncClient.from_data_dir(network.grape, p.data_dir)
+                       for p in network.peers for _ in range(args.clients))  # fmt: skip
+        samples: list[tuple[float, float]] = []
+        begin = time.monotonic()
+        stop = begin + args.minutes * 60
+        rng = random.Random(args.seed)
+        traders = [asyncio.create_task(_trader(c, 1 / per_client, stop,
+                                               random.Random(rng.random()), samples))
+                   for c in clients]  # fmt: skip
+        print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
+        print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer")
+        base: tuple[float, list[float]] | None = None
+        for minute in range(1, args.minutes + 1):
+            await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
+            window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
+            samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
+            rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
+            p50 = statistics.median(window) * 1000 if window else float("nan")
+            p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
+            base = base or (p99, rss)
+            print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
+                  + " ".join(f"{r:6.0f}" for r in rss), flush=True)  # fmt: skip
+        await asyncio.gather(*traders)
+        assert base is not None
+        growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))
+        print(f"last minute / first minute: p99 {p99 / base[0]:.2f}, memory {growth}")
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 from hypothesis import settings
 
+from peerbook.testing.processes import stop_process
+
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("nightly", max_examples=2_000, deadline=None)
@@ -31,10 +33,4 @@ def grape_process() -> Iterator[tuple["subprocess.Popen[str]", str]]:
         assert process.stdout is not None
         yield process, process.stdout.readline().strip()
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)

@@ -41,6 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from peerbook.testing.processes import stop_process
+
 JsonLine = dict[str, Any]
 
 LOOPBACK = "127.0.0.1"
@@ -339,19 +341,12 @@ class NodeProcess:
         if grace > 0:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout=grace)
-        if self._popen.poll() is None:
-            self._popen.terminate()
-            try:
-                self._popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._popen.kill()
-                try:
-                    self._popen.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    return None
+        status = stop_process(self._popen, timeout)
+        if status is None:
+            return None
         for reader in self._readers:
             reader.join(timeout=timeout)
-        return self._popen.returncode
+        return status
 
     def __enter__(self) -> NodeProcess:
         return self

@@ -37,6 +37,7 @@ from peerbook.replication.raft_transport import (
     RAFT_SERVICE_KEY,
     RaftEndpoint,
 )
+from peerbook.testing.processes import stop_process
 
 __all__ = ["CONTROL_KEY", "MemberProcesses", "main"]
 
@@ -91,13 +92,7 @@ class MemberProcesses:
 
     def stop(self, index: int) -> None:
         """SIGTERM member ``index``, then SIGKILL after 10 s."""
-        process = self.processes.pop(index)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(self.processes.pop(index))
 
     def stop_all(self) -> None:
         """Stop every member this object started."""

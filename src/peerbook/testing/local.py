@@ -1,0 +1,36 @@
+"""A whole network on this machine for benchmarks: an embedded grape and peer processes in a
+temporary directory, and the clients a benchmark opens against them, all stopped at the end."""
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from peerbook.client import AsyncClient
+from peerbook.demo.network import LocalNetwork
+from peerbook.grenache import EmbeddedGrape
+
+__all__ = ["local_network"]
+
+
+@contextlib.asynccontextmanager
+async def local_network(
+    peers: int, prefix: str
+) -> AsyncIterator[tuple[LocalNetwork, list[AsyncClient]]]:
+    """``peers`` ready peers on an embedded grape (its URL is ``network.grape``), and a list
+    for the caller's clients: every client put in it is closed, then every peer stopped (by
+    PID) and the grape, also when the body fails."""
+    grape = EmbeddedGrape("127.0.0.1", 0)
+    await grape.start()
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
+        network = LocalNetwork(Path(root), grape.url)
+        clients: list[AsyncClient] = []
+        try:
+            for _ in range(peers):
+                await network.add_peer()
+            yield network, clients
+        finally:
+            for client in clients:
+                await client.close()
+            await network.stop_all()
+            await grape.stop()
