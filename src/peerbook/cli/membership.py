@@ -35,15 +35,16 @@ def add_membership_commands(commands: Any, common: Any) -> None:
 
 def _secret_and_peer(args: argparse.Namespace) -> tuple[bytes, str | None, str | None]:
     """The cluster secret, this data directory's peer id and network (when given)."""
-    from peerbook.node.datadir import DataDir
+    from peerbook.node.datadir import DataDir, read_secret
 
     secret_file = getattr(args, "secret_file", None)
     directory = DataDir(Path(args.data_dir)) if args.data_dir else None
     identity = None if directory is None else directory.identity()
+    kept = None if directory is None else directory.cluster_secret()
     if secret_file:
-        secret = bytes.fromhex(Path(secret_file).read_text().strip())
-    elif directory is not None and directory.cluster_secret() is not None:
-        secret = directory.cluster_secret() or b""
+        secret = read_secret(Path(secret_file))
+    elif kept is not None:
+        secret = kept
     else:
         raise ValueError("the cluster secret is needed: give --data-dir of a member")
     if identity is None:

@@ -26,7 +26,25 @@ import secrets
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Credentials", "DataDir", "Identity"]
+__all__ = ["Credentials", "DataDir", "Identity", "read_secret"]
+
+_SECRET_BYTES_MIN = 16
+
+
+def read_secret(path: Path) -> bytes:
+    """The cluster secret in the hex file ``path`` (``--secret-file``, or ``DIR/secret``).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not hex, or holds fewer than 16 bytes.
+    """
+    secret = bytes.fromhex(path.read_text().strip())
+    if len(secret) < _SECRET_BYTES_MIN:
+        raise ValueError(
+            f"the cluster secret must be at least {_SECRET_BYTES_MIN} bytes "
+            f"({2 * _SECRET_BYTES_MIN} hex digits)"
+        )
+    return secret
 
 
 class Identity(NamedTuple):
@@ -130,7 +148,7 @@ class DataDir:
     def cluster_secret(self) -> bytes | None:
         """The cluster secret kept here, or None."""
         path = self.path / "secret"
-        return bytes.fromhex(path.read_text().strip()) if path.exists() else None
+        return read_secret(path) if path.exists() else None
 
     def save_cluster_secret(self, secret: bytes) -> None:
         """Keep the cluster secret here (mode 0600)."""

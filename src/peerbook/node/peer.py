@@ -35,7 +35,7 @@ from peerbook.node.api import ApiService
 from peerbook.node.audit import AuditTrail
 from peerbook.node.auth import Authenticator
 from peerbook.node.command_log import CommandLog
-from peerbook.node.datadir import DataDir, Identity
+from peerbook.node.datadir import DataDir, Identity, read_secret
 from peerbook.node.feed import Feed
 from peerbook.node.history import TradeHistory
 from peerbook.node.join import (
@@ -198,11 +198,9 @@ class Peer:
         config, directory = self.config, self.directory
         if config.secret_file is not None:
             try:
-                secret = bytes.fromhex(config.secret_file.read_text().strip())
+                secret = read_secret(config.secret_file)
             except (OSError, ValueError) as exc:
                 raise StartupError(f"cannot read the cluster secret: {exc}") from exc
-            if len(secret) < 16:
-                raise StartupError("the cluster secret must be at least 16 bytes (32 hex)")
             directory.save_cluster_secret(secret)
             return secret
         kept = directory.cluster_secret()
