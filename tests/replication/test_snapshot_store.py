@@ -53,7 +53,7 @@ def test_the_child_holds_none_of_the_parents_sockets(tmp_path: Path) -> None:
     encode = machine.snapshot
 
     def slow_snapshot() -> bytes:  # runs in the child: time to look at its descriptors
-        time.sleep(1.0)
+        time.sleep(3.0)
         return encode()
 
     machine.snapshot = slow_snapshot  # type: ignore[method-assign]
@@ -65,7 +65,7 @@ def test_the_child_holds_none_of_the_parents_sockets(tmp_path: Path) -> None:
         store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set()))
         child = store._child
         assert child is not None
-        deadline = time.monotonic() + 0.8  # well inside the child's second of sleep
+        deadline = time.monotonic() + 2.5  # well inside the child's three seconds of sleep
         while True:  # until the child has closed what it inherited (at once, with the fix)
             held = [os.readlink(f"/proc/{child}/fd/{n}") for n in os.listdir(f"/proc/{child}/fd")]
             if f"socket:[{inode}]" not in held or time.monotonic() > deadline:

@@ -70,9 +70,9 @@ def record_cancelled(sequence: int, order: Order) -> str:
     return f"{sequence}|C|{order.order_id}|{order.remaining}\n"
 
 
-def record_duplicate(sequence: int, order: Order) -> str:
+def record_duplicate(sequence: int, order_id: int) -> str:
     """Record of a placement that repeated a client order id: the original order's id."""
-    return f"{sequence}|D|{order.order_id}\n"
+    return f"{sequence}|D|{order_id}\n"
 
 
 def record_rejected(sequence: int, command: Command, error: str, message: str) -> str:

@@ -7,6 +7,7 @@ nothing else. It reads no clock, draws no random number and does no I/O, so the 
 give the same events, state and digest on every machine.
 """
 
+import heapq
 from collections.abc import Iterable, Iterator
 
 from peerbook.engine import digest as records
@@ -25,6 +26,7 @@ from peerbook.engine.events import (
 from peerbook.engine.markets import DEFAULT_MARKETS, Market
 from peerbook.engine.matching import match
 from peerbook.engine.order import Order
+from peerbook.engine.retired import Retired, RetiredOrders
 from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand
 
@@ -37,6 +39,11 @@ no number it formats can approach CPython's 4300-digit int-to-str limit."""
 TIMESTAMP_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO-8601 millisecond
 
 _Rejection = tuple[ErrorClass, str]
+RetiredState = tuple[
+    Iterable[tuple[int, str, str, OrderState]],
+    Iterable[tuple[str, str, int]],
+    Iterable[tuple[str, Side, int]],
+]
 _GTC = TimeInForce.GTC
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
@@ -52,7 +59,8 @@ def _is_int(value: object) -> bool:
 
 
 class Engine:
-    """The order books of every market, every order ever accepted, the sequence and digest.
+    """The order books of every market, every order ever accepted (in full, or only its owner,
+    market and final state once retired), the sequence and digest.
 
     Attributes:
         sequence: how many commands have been applied (accepted or rejected); the id of an
@@ -68,7 +76,8 @@ class Engine:
             self._markets[market.symbol] = market
         self._books = {symbol: OrderBook(symbol) for symbol in self._markets}
         self._orders: dict[int, Order] = {}
-        self._by_client_id: dict[tuple[str, str], Order] = {}
+        self._retired = RetiredOrders(tuple(self._markets))
+        self._by_client_id: dict[tuple[str, str], int] = {}
         self._owners: dict[str, str] = {}
         self.sequence = 0
         self.trade_count = 0
@@ -102,16 +111,35 @@ class Engine:
         return self._digest.hexdigest()
 
     def order(self, order_id: int) -> Order | None:
-        """The order with this id, in whatever state, or None."""
+        """The order with this id, in whatever state, or None (also once it was retired)."""
         return self._orders.get(order_id)
 
-    def order_by_client_id(self, owner: str, client_order_id: str) -> Order | None:
-        """The owner's order with this client order id, in whatever state, or None."""
+    def order_id_by_client_id(self, owner: str, client_order_id: str) -> int | None:
+        """The id of the owner's order with this client order id (retired or not), or None."""
         return self._by_client_id.get((owner, client_order_id))
 
+    def order_by_client_id(self, owner: str, client_order_id: str) -> Order | None:
+        """The owner's order with this client order id, in whatever state, or None (also once
+        it was retired)."""
+        order_id = self._by_client_id.get((owner, client_order_id))
+        return None if order_id is None else self._orders.get(order_id)
+
     def orders(self) -> Iterator[Order]:
-        """Every order ever accepted, in acceptance (id) order."""
+        """Every order accepted and not retired, in acceptance (id) order."""
         return iter(self._orders.values())
+
+    def retired(self, order_id: int) -> Retired | None:
+        """The owner, market and final state of a retired order, or None."""
+        return self._retired.get(order_id)
+
+    def retired_orders(self) -> Iterator[Retired]:
+        """Every retired order, in id order."""
+        return iter(self._retired)
+
+    @property
+    def retired_count(self) -> int:
+        """How many orders are retired."""
+        return self._retired.count
 
     def cancellable(self, command: CancelOrder) -> Order | tuple[ErrorClass, str]:
         """The order ``command`` would cancel, or the error class and sentence it would be
@@ -132,7 +160,7 @@ class Engine:
             original = self._by_client_id.get((owner, client_order_id))
             if original is not None:
                 self._digest.add(records.record_duplicate(sequence, original))
-                return (DuplicateOrderIgnored(sequence, original.order_id, owner, client_order_id),)
+                return (DuplicateOrderIgnored(sequence, original, owner, client_order_id),)
         market = self._markets.get(command.symbol)
         rejection = _check_place(command, market)
         if rejection is not None:
@@ -164,7 +192,7 @@ class Engine:
         )  # fmt: skip
         self._orders[sequence] = order
         if client_order_id is not None:
-            self._by_client_id[owner, client_order_id] = order
+            self._by_client_id[owner, client_order_id] = sequence
         accepted: Event = _new(
             OrderAccepted,
             (sequence, sequence, owner, client_order_id, symbol, side, type_, time_in_force,
@@ -202,6 +230,7 @@ class Engine:
         return (OrderCancelled(sequence, order.order_id, order.remaining),)
 
     def _find_cancellable(self, command: CancelOrder) -> Order | _Rejection:
+        # A retired order answers exactly as its full record would: same class, same sentence.
         owner, order_id, client_order_id = command.owner, command.order_id, command.client_order_id
         if type(owner) is not str:
             return ErrorClass.BAD_REQUEST, f"owner {owner!r} is not a string"
@@ -211,18 +240,20 @@ class Engine:
         if order_id is not None:
             if not _is_int(order_id):
                 return ErrorClass.BAD_REQUEST, f"order id {order_id!r} is not an integer"
-            order = self._orders.get(order_id)
+            order = self._orders.get(order_id) or self._retired.get(order_id)
             if order is None:
                 return ErrorClass.ORDER_NOT_FOUND, f"order {order_id} does not exist"
             if order.owner != owner:
                 return ErrorClass.ORDER_NOT_FOUND, f"no open order {order_id} owned by peer {owner}"
         elif type(client_order_id) is str:
-            order = self._by_client_id.get((owner, client_order_id))
-            if order is None:
+            found = self._by_client_id.get((owner, client_order_id))
+            if found is None:
                 return (
                     ErrorClass.ORDER_NOT_FOUND,
                     f"no order with client order id {client_order_id} owned by peer {owner}",
                 )
+            order = self._orders.get(found) or self._retired.get(found)
+            assert order is not None, f"client order id {client_order_id} maps to no order"
         else:
             return ErrorClass.BAD_REQUEST, "cancel names neither an order id nor a client order id"
         if symbol is not None and symbol != order.symbol:
@@ -230,7 +261,51 @@ class Engine:
         if not order.is_resting:
             state = order.state.name.lower()
             return ErrorClass.ORDER_NOT_FOUND, f"order {order.order_id} is {state}, not open"
+        assert isinstance(order, Order)  # a retired order never rests
         return order
+
+    # -- retiring ----------------------------------------------------------------------------
+
+    def retire(self, order_id: int) -> bool:
+        """Let a closed order's full record leave memory, keeping its owner, market and final
+        state (`peerbook.engine.retired`); whether it was retired. An order that is open,
+        unknown or already retired is left as it is.
+
+        Invisible to every outcome: the engine answers every later command the same, with
+        the same events and digest, so each replica may retire on its own schedule (a peer
+        does once its audit trail holds the final record)."""
+        order = self._orders.get(order_id)
+        if order is None or order.is_resting:
+            return False
+        if not self._retired.add(
+            order_id, order.owner, order.symbol, order.side, order.state, order.filled
+        ):
+            return False
+        del self._orders[order_id]
+        return True
+
+    def reinstate(self, orders: Iterable[Order]) -> None:
+        """Put retired orders' full records back (after a snapshot install, where they came
+        from another peer's audit trail). Each must be the retired order's record; nothing
+        changes unless all are.
+
+        Raises:
+            InvalidCommand: an order is not retired, or its owner, market or state differ.
+        """
+        records = sorted(orders, key=lambda o: o.order_id)
+        ids = [order.order_id for order in records]
+        if len(set(ids)) != len(ids):
+            raise InvalidCommand("an order is reinstated twice")
+        for order in records:
+            retired = self._retired.get(order.order_id)
+            if retired is None or retired != (order.order_id, order.owner, order.symbol,
+                                              order.state):  # fmt: skip
+                raise InvalidCommand(f"order {order.order_id} is not retired as {order!r}")
+        for order in records:
+            order.owner = self._owners.setdefault(order.owner, order.owner)
+            self._retired.remove(order.order_id, order.side, order.filled)
+        merged = heapq.merge(self._orders.values(), records, key=lambda o: o.order_id)
+        self._orders = {order.order_id: order for order in merged}
 
     # -- rejecting ----------------------------------------------------------------------------
 
@@ -252,6 +327,19 @@ class Engine:
         """The digest chain and open block, for `peerbook.engine.snapshot`."""
         return self._digest.state()
 
+    def retired_client_order_ids(self) -> Iterator[tuple[str, str, int]]:
+        """(owner, client order id, order id) of every retired order placed with a client
+        order id, for `peerbook.engine.snapshot`."""
+        retired = self._retired
+        for (owner, client_order_id), order_id in self._by_client_id.items():
+            if order_id not in self._orders and retired.get(order_id) is not None:
+                yield owner, client_order_id, order_id
+
+    @property
+    def retired_fills(self) -> dict[tuple[str, Side], int]:
+        """Lots filled by retired orders, by market and side (do not modify)."""
+        return self._retired.filled
+
     @classmethod
     def restored(
         cls,
@@ -260,9 +348,16 @@ class Engine:
         trade_count: int,
         orders: Iterable[Order],
         digest_state: tuple[bytes, Iterable[str]],
+        retired: RetiredState = ((), (), ()),
     ) -> "Engine":
         """An engine holding this state; resting orders rejoin their levels in id order,
-        which is their time priority. Used by `peerbook.engine.snapshot.restore`."""
+        which is their time priority. Used by `peerbook.engine.snapshot.restore`.
+
+        Args:
+            retired: the retired orders as (order id, owner, symbol, state), their client
+                order ids as (owner, client order id, order id), and the lots they filled as
+                (symbol, side, lots).
+        """
         engine = cls(markets)
         engine.sequence, engine.trade_count = sequence, trade_count
         engine._digest = DigestChain(digest_state[0], digest_state[1])
@@ -270,12 +365,39 @@ class Engine:
             order.owner = engine._owners.setdefault(order.owner, order.owner)
             engine._orders[order.order_id] = order
             if order.client_order_id is not None:
-                engine._by_client_id[order.owner, order.client_order_id] = order
+                engine._by_client_id[order.owner, order.client_order_id] = order.order_id
             if order.is_resting:
                 if order.price is None:
                     raise InvalidCommand(f"market order {order.order_id} cannot rest")
                 engine._books[order.symbol].own_side(order.side).rest(order, order.price)
+        engine._restore_retired(*retired)
         return engine
+
+    def _restore_retired(
+        self,
+        orders: Iterable[tuple[int, str, str, OrderState]],
+        client_order_ids: Iterable[tuple[str, str, int]],
+        fills: Iterable[tuple[str, Side, int]],
+    ) -> None:
+        retired = self._retired
+        for order_id, owner, symbol, state in orders:
+            if not 0 < order_id <= self.sequence or order_id in self._orders:
+                raise InvalidCommand(f"retired order {order_id} is not a closed order id")
+            if state < OrderState.FILLED:
+                raise InvalidCommand(f"retired order {order_id} is {state.name}")
+            interned = self._owners.setdefault(owner, owner)
+            if not retired.add(order_id, interned, symbol, Side.BUY, state, 0):
+                raise InvalidCommand(f"retired order {order_id} cannot be retired")
+        for owner, client_order_id, order_id in client_order_ids:
+            record = retired.get(order_id)
+            if record is None or record.owner != owner:
+                raise InvalidCommand(f"client order id {client_order_id!r} names order {order_id}")
+            if self._by_client_id.setdefault((record.owner, client_order_id), order_id) != order_id:
+                raise InvalidCommand(f"client order id {client_order_id!r} is used twice")
+        for symbol, side, lots in fills:
+            if symbol not in self._markets or (symbol, side) in retired.filled or lots <= 0:
+                raise InvalidCommand(f"retired fills {symbol} {side.name} {lots} are not valid")
+            retired.filled[symbol, side] = lots
 
     def assume(self, other: "Engine") -> None:
         """Take over ``other``'s whole state (markets, books, orders, counters, digest), so
@@ -284,6 +406,7 @@ class Engine:
         afterwards: the two engines then share their books."""
         self._markets, self._books = other._markets, other._books
         self._orders, self._by_client_id = other._orders, other._by_client_id
+        self._retired = other._retired
         self._owners, self._digest = other._owners, other._digest
         self.sequence, self.trade_count = other.sequence, other.trade_count
 
@@ -293,7 +416,7 @@ class Engine:
         """Check every invariant of the state; O(orders). Raises EngineInvariantError."""
         from peerbook.engine.invariants import check
 
-        failure = check(self._markets, self._books, self._orders, self._by_client_id)
+        failure = check(self._markets, self._books, self._orders, self._by_client_id, self._retired)
         if failure is not None:
             raise EngineInvariantError(f"after sequence {self.sequence}: {failure}")
 

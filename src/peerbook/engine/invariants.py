@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from peerbook.engine.book import BookSide, OrderBook
 from peerbook.engine.markets import Market
 from peerbook.engine.order import Order
+from peerbook.engine.retired import RetiredOrders
 from peerbook.engine.types import OrderState, OrderType, Side
 
 __all__ = ["check"]
@@ -18,7 +19,8 @@ def check(
     markets: Mapping[str, Market],
     books: Mapping[str, OrderBook],
     orders: Mapping[int, Order],
-    by_client_id: Mapping[tuple[str, str], Order],
+    by_client_id: Mapping[tuple[str, str], int],
+    retired: RetiredOrders,
 ) -> str | None:
     """Every invariant of an engine's state; the first failure found, or None."""
     resting: set[int] = set()
@@ -33,7 +35,7 @@ def check(
             best_bid, best_ask = max(book.bids.levels), min(book.asks.levels)
             if best_bid >= best_ask:
                 return f"{book.symbol} is crossed: bid {best_bid} >= ask {best_ask}"
-    filled: dict[tuple[str, Side], int] = {}
+    filled = dict(retired.filled)
     for order_id, order in orders.items():
         failure = _check_order(order_id, order, resting)
         if failure:
@@ -44,9 +46,16 @@ def check(
         bought, sold = filled.get((symbol, Side.BUY), 0), filled.get((symbol, Side.SELL), 0)
         if bought != sold:
             return f"{symbol}: buy fills {bought} != sell fills {sold}"
-    for (owner, client_order_id), order in by_client_id.items():
-        if order.owner != owner or order.client_order_id != client_order_id:
-            return f"client order id {client_order_id!r} of {owner} maps to order {order.order_id}"
+    for (owner, client_order_id), order_id in by_client_id.items():
+        kept = orders.get(order_id)
+        if kept is None:
+            if (record := retired.get(order_id)) is None or record.owner != owner:
+                return f"client order id {client_order_id!r} of {owner} maps to order {order_id}"
+        elif kept.owner != owner or kept.client_order_id != client_order_id:
+            return f"client order id {client_order_id!r} of {owner} maps to order {order_id}"
+    for order_id in orders:
+        if retired.get(order_id) is not None:
+            return f"order {order_id} is both retired and on record"
     return None
 
 

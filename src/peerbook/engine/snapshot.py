@@ -1,8 +1,9 @@
 """Engine snapshots: a canonical, versioned JSON encoding of the whole engine state.
 
 The encoding is JSON with sorted keys and no whitespace, so equal states give equal bytes.
-It holds the markets, the counters, the digest chain and every order ever accepted; the books
-are not stored, because they are exactly the resting orders rejoined in id (time) order.
+It holds the markets, the counters, the digest chain, every order on record and what the
+engine keeps of retired ones (`peerbook.engine.retired`); the books are not stored, because
+they are exactly the resting orders rejoined in id (time) order.
 Decoding checks every field's type and the cross-field rules, because a snapshot may arrive
 from another peer: bytes that do not describe a valid engine raise `SnapshotError`, never
 anything else. No pickle is involved anywhere.
@@ -12,16 +13,19 @@ import itertools
 import json
 from typing import Any
 
-from peerbook.engine.engine import Engine
+from peerbook.engine.engine import Engine, RetiredState
 from peerbook.engine.markets import Market
 from peerbook.engine.order import Order
 from peerbook.engine.types import OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand, SnapshotError
 
-__all__ = ["FORMAT", "VERSION", "restore", "restore_document", "snapshot"]
+__all__ = [
+    "FORMAT", "VERSION", "decode_order", "encode_order", "restore", "restore_document", "snapshot",
+]  # fmt: skip
 
 FORMAT = "peerbook-engine-snapshot"
-VERSION = 1
+VERSION = 2
+"""Version 2 added ``retired``; a version 1 snapshot (no retired orders) is still read."""
 
 _ORDER_FIELDS = 15
 
@@ -38,8 +42,19 @@ def snapshot(engine: Engine) -> bytes:
         "sequence": engine.sequence,
         "trade_count": engine.trade_count,
         "digest": {"chain": chain.hex(), "open": list(open_block)},
-        "orders": [_encode_order(o) for o in engine.orders()],
-    }
+        "orders": [encode_order(o) for o in engine.orders()],
+        "retired": {
+            "orders": [[r.order_id, r.owner, r.symbol, int(r.state)]
+                       for r in engine.retired_orders()],
+            "client_order_ids": [
+                list(c) for c in sorted(engine.retired_client_order_ids(), key=lambda c: c[2])
+            ],
+            "fills": sorted(
+                [symbol, int(side), lots]
+                for (symbol, side), lots in engine.retired_fills.items() if lots
+            ),
+        },
+    }  # fmt: skip
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -65,7 +80,7 @@ def restore_document(document: object) -> Engine:
     """
     if not isinstance(document, dict):
         raise SnapshotError("snapshot is not a JSON object")
-    if document.get("format") != FORMAT or document.get("version") != VERSION:
+    if document.get("format") != FORMAT or document.get("version") not in (1, VERSION):
         raise SnapshotError(
             f"snapshot format {document.get('format')!r} version {document.get('version')!r} "
             f"is not {FORMAT} version {VERSION}"
@@ -79,7 +94,7 @@ def restore_document(document: object) -> Engine:
         if len(chain) != 32:
             raise SnapshotError(f"digest chain has {len(chain)} bytes, not 32")
         open_block = [_string(r) for r in _list(digest["open"])]
-        orders = [_decode_order(o) for o in _list(document["orders"])]
+        orders = [decode_order(o) for o in _list(document["orders"])]
         sequence = _natural(document["sequence"])
         ids = [o.order_id for o in orders]
         if any(a >= b for a, b in itertools.pairwise(ids)) or (ids and ids[-1] > sequence):
@@ -90,6 +105,7 @@ def restore_document(document: object) -> Engine:
             _natural(document["trade_count"]),
             orders,
             (chain, open_block),
+            _decode_retired(document["retired"]) if document["version"] > 1 else ((), (), ()),
         )
         engine.check_invariants()
     except (KeyError, ValueError, TypeError, InvalidCommand, EngineInvariantError) as exc:
@@ -97,7 +113,31 @@ def restore_document(document: object) -> Engine:
     return engine
 
 
-def _encode_order(order: Order) -> list[Any]:
+def _decode_retired(value: object) -> RetiredState:
+    if not isinstance(value, dict):
+        raise SnapshotError("retired is not an object")
+    orders = []
+    last = 0
+    for record in _list(value["orders"]):
+        order_id, owner, symbol, state = _list(record) if len(_list(record)) == 4 else [None] * 4
+        order_id = _natural(order_id)
+        if order_id <= last:
+            raise SnapshotError(f"retired order ids are not increasing at {order_id}")
+        last = order_id
+        orders.append((order_id, _string(owner), _string(symbol), OrderState(_natural(state))))
+    client_order_ids = []
+    for record in _list(value["client_order_ids"]):
+        owner, client_order_id, order_id = _list(record) if len(_list(record)) == 3 else [None] * 3
+        client_order_ids.append((_string(owner), _string(client_order_id), _natural(order_id)))
+    fills = []
+    for record in _list(value["fills"]):
+        symbol, side, lots = _list(record) if len(_list(record)) == 3 else [None] * 3
+        fills.append((_string(symbol), Side(_natural(side)), _natural(lots)))
+    return orders, client_order_ids, fills
+
+
+def encode_order(order: Order) -> list[Any]:
+    """One order as the snapshot's JSON array of its fields (also the audit trail's record)."""
     return [
         order.order_id, order.owner, order.client_order_id, order.symbol, int(order.side),
         int(order.type), int(order.time_in_force), order.post_only, order.price, order.amount,
@@ -116,10 +156,10 @@ _SIDES, _TYPES, _TIFS, _STATES = (
 )
 
 
-def _decode_order(value: object) -> Order:
-    """One order record. A record that passes the one cheap check below (the common case)
-    is built directly; any other goes through `_decode_order_checked`, which says what is
-    wrong with it."""
+def decode_order(value: object) -> Order:
+    """One order from its `encode_order` array. A record that passes the one cheap check
+    below (the common case) is built directly; any other goes through
+    `_decode_order_checked`, which says what is wrong with it."""
     if type(value) is not list or len(value) != _ORDER_FIELDS:
         return _decode_order_checked(value)
     (order_id, owner, client_order_id, symbol, side, type_, time_in_force, post_only, price,

@@ -1,0 +1,122 @@
+"""Retiring closed orders (`Engine.retire`) is invisible to every outcome.
+
+An engine that retires closed orders at random points must give the same events, digest and
+answers as one that keeps every order, survive a snapshot round trip, and become the same
+engine again when the full records are reinstated.
+"""
+
+import copy
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from peerbook.engine import CancelOrder, Command, Engine, OrderState
+from peerbook.engine.snapshot import restore, snapshot
+from peerbook.errors import InvalidCommand
+from tests.engine.streams import OWNERS, random_stream
+
+
+def _with_late_cancels(seed: int, length: int) -> list[Command]:
+    """The shared stream plus cancels by client order id, with wrong owners and markets."""
+    rng = random.Random(seed)
+    commands = random_stream(seed, length)
+    for index in range(0, len(commands), 7):
+        owner = rng.choice(OWNERS)
+        symbol = rng.choice((None, "BTC/USD", "ETH/USD"))
+        client_order_id = f"c{rng.randint(0, length)}"
+        timestamp = 1_700_000_000_000 + index
+        commands.insert(index, CancelOrder(owner, timestamp, None, client_order_id, symbol))
+    return commands
+
+
+def _retire_some(engine: Engine, rng: random.Random) -> None:
+    for order_id in rng.sample(range(1, engine.sequence + 1), min(engine.sequence, 5)):
+        order = engine.order(order_id)
+        retired = engine.retire(order_id)
+        assert retired == (order is not None and order.state >= OrderState.FILLED)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(0, 800))
+def test_retiring_changes_no_event_digest_or_answer(seed: int, length: int) -> None:
+    rng = random.Random(seed)
+    keeper, retirer = Engine(), Engine()
+    for command in _with_late_cancels(seed, length):
+        assert retirer.apply(command) == keeper.apply(command)
+        assert retirer.digest() == keeper.digest()
+        _retire_some(retirer, rng)
+    retirer.check_invariants()
+    for order in keeper.orders():
+        kept = retirer.order(order.order_id)
+        retired = retirer.retired(order.order_id)
+        assert (kept is None) != (retired is None)
+        if retired is not None:
+            assert retired == (order.order_id, order.owner, order.symbol, order.state)
+        if order.client_order_id is not None:
+            found = retirer.order_id_by_client_id(order.owner, order.client_order_id)
+            assert found == order.order_id
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 800))
+def test_snapshot_carries_retired_orders(seed: int, length: int) -> None:
+    rng = random.Random(seed)
+    commands = _with_late_cancels(seed, length)
+    half = len(commands) // 2
+    keeper, retirer = Engine(), Engine()
+    for command in commands[:half]:
+        keeper.apply(command)
+        retirer.apply(command)
+        _retire_some(retirer, rng)
+    restored = restore(snapshot(retirer))
+    assert snapshot(restored) == snapshot(retirer)
+    restored.check_invariants()
+    for command in commands[half:]:
+        assert restored.apply(command) == keeper.apply(command)
+    assert restored.digest() == keeper.digest()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 600))
+def test_reinstating_the_full_records_gives_the_engine_that_kept_them(
+    seed: int, length: int
+) -> None:
+    rng = random.Random(seed)
+    keeper, retirer = Engine(), Engine()
+    for command in _with_late_cancels(seed, length):
+        keeper.apply(command)
+        retirer.apply(command)
+        _retire_some(retirer, rng)
+    restored = restore(snapshot(retirer))
+    records = [copy.copy(keeper.order(r.order_id)) for r in restored.retired_orders()]
+    restored.reinstate(o for o in records if o is not None)
+    restored.check_invariants()
+    assert restored.retired_count == 0
+    assert snapshot(restored) == snapshot(keeper)
+
+
+def test_reinstating_a_record_that_does_not_match_changes_nothing() -> None:
+    engine = Engine()
+    for command in random_stream(5, 400):
+        engine.apply(command)
+    closed = next(o for o in engine.orders() if o.state >= OrderState.FILLED)
+    forged = copy.copy(closed)
+    forged.owner = "someone else"
+    before = snapshot(engine)
+    assert engine.retire(closed.order_id)
+    retired = snapshot(engine)
+    with pytest.raises(InvalidCommand, match="is not retired as"):
+        engine.reinstate([forged])
+    assert snapshot(engine) == retired != before
+
+
+def test_open_and_unknown_orders_do_not_retire() -> None:
+    engine = Engine()
+    for command in random_stream(9, 300):
+        engine.apply(command)
+    resting = next(o for o in engine.orders() if o.is_resting)
+    assert not engine.retire(resting.order_id)
+    assert not engine.retire(engine.sequence + 10)
+    assert engine.retired_count == 0
