@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from peerbook.engine import Engine
-from peerbook.node.history import TradeHistory
+from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine, encode_entry
 from peerbook.testing.orders import crossing_command
 
@@ -31,8 +31,8 @@ _PER_ENTRY = 500
 
 def _machine() -> OrderStateMachine:
     machine = OrderStateMachine(Engine())
-    history = TradeHistory(machine.engine)
-    machine.parts["trades"] = history
+    history = History(machine.engine)
+    machine.parts["history"] = history
     machine.listeners.append(history.on_applied)
     return machine
 

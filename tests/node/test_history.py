@@ -1,60 +1,132 @@
-"""The trade history as a snapshot part: what a peer rebuilds from a snapshot equals what it
-built entry by entry, and a malformed dump is refused before anything changes."""
+"""The history a peer serves: the same answers whether closed orders and old trades are in
+memory or only in the audit trail on disk, and the same history after a snapshot install.
 
+A "keeper" machine keeps everything in memory; an "archiver" machine writes a real audit
+trail (SQLite in a temporary directory) and lets what it has written leave memory, exactly as
+a peer does. Every read must agree between the two, at every window.
+"""
+
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peerbook.engine import Engine
 from peerbook.errors import SnapshotError
-from peerbook.node.history import TradeHistory
+from peerbook.node.archive import Archive
+from peerbook.node.audit import AuditTrail
+from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine
 from tests.replication.test_state_machine import entries_of, random_commands
 
+OWNERS = ["p1", "p2", "p3"]
+WINDOWS = [(None, 1), (None, 7), (None, 500), (1_764_000_000_100, 5), (1_764_000_000_900, 500)]
 
-def machine_with_history() -> tuple[OrderStateMachine, TradeHistory]:
+
+def machine_with_history() -> tuple[OrderStateMachine, History]:
     machine = OrderStateMachine(Engine())
-    history = TradeHistory(machine.engine)
-    machine.parts["trades"] = history
+    history = History(machine.engine)
+    machine.parts["history"] = history
     machine.listeners.append(history.on_applied)
     return machine, history
 
 
-def views(history: TradeHistory, owners: list[str]) -> Any:
-    return (
-        {s: list(t) for s, t in history.trades.items()},
-        {o: [(f.trade, f.side) for f in history.fills_of_owner(o)] for o in owners},
-        {o: history.orders_of_owner(o) for o in owners},
-    )
+def reads(history: History, machine: OrderStateMachine) -> Any:
+    """Everything the API can ask the history, as comparable values."""
+
+    def order(o: Any) -> Any:
+        return None if o is None else (repr(o), o.cost, o.last_trade_timestamp, o.timestamp)
+
+    answers: list[Any] = []
+    for order_id in range(1, machine.engine.sequence + 2):
+        answers.append((order(history.order(order_id)), history.fills_of_order(order_id)))
+    for owner in OWNERS:
+        for count in range(0, 1000, 37):
+            answers.append(order(history.order_by_client_id(owner, f"c{count}")))
+        for since, limit in WINDOWS:
+            for symbol in (None, "BTC/USD", "ETH/USD"):
+                for open_orders in (True, False):
+                    listed = history.orders_of_owner(owner, open_orders, symbol, since, limit)
+                    answers.append([order(o) for o in listed])
+                answers.append(history.fills_of_owner(owner, symbol, since, limit))
+    for since, limit in WINDOWS:
+        answers.append(history.trades("BTC/USD", since, limit))
+    return answers
 
 
 def test_a_history_installed_from_a_snapshot_equals_the_one_built_live() -> None:
     live, live_history = machine_with_history()
     for index, text in enumerate(entries_of(random_commands(21, 2000), 20), start=1):
         live.apply(index, text)
-    assert any(live_history.trades.values())
+    assert live_history.trades("BTC/USD", None, 10)
     copy, copy_history = machine_with_history()
     copy.install(live.snapshot())
-    owners = ["p1", "p2", "p3"]
-    assert views(copy_history, owners) == views(live_history, owners)
+    assert reads(copy_history, copy) == reads(live_history, live)
     assert copy.snapshot() == live.snapshot()
+
+
+async def _archiving(tmp_path: Path, entries: list[str]) -> tuple[Any, Any, OrderStateMachine]:
+    keeper, keeper_history = machine_with_history()
+    archiver, history = machine_with_history()
+    audit = AuditTrail(tmp_path / "audit.sqlite3", archiver.engine)
+    archive = Archive(tmp_path / "audit.sqlite3")
+    history.attach(archive)
+    audit.on_written = history.archived
+    archiver.listeners.append(audit.on_applied)
+    checked_midway = False
+    for index, text in enumerate(entries, start=1):
+        keeper.apply(index, text)
+        archiver.apply(index, text)
+        if index % 7 == 0:  # some of what was applied is on disk, some only in memory
+            await audit.flush()
+        if index == len(entries) // 2:
+            assert reads(history, archiver) == reads(keeper_history, keeper)
+            checked_midway = True
+    assert checked_midway
+    assert archiver.engine.retired_count > 0
+    assert history.archived_trade_id > 0
+    answers = reads(history, archiver), reads(keeper_history, keeper)
+    snapshot = archiver.snapshot()
+    await audit.close()
+    archive.close()
+    return answers, snapshot, keeper
+
+
+def test_reads_are_the_same_from_memory_and_from_the_audit_trail(tmp_path: Path) -> None:
+    entries = entries_of(random_commands(8, 3000), 10)
+    (archived, kept), _, _ = asyncio.run(_archiving(tmp_path, entries))
+    assert archived == kept
+
+
+def test_a_snapshot_carries_what_left_memory(tmp_path: Path) -> None:
+    entries = entries_of(random_commands(9, 1500), 10)
+    _, snapshot, keeper = asyncio.run(_archiving(tmp_path, entries))
+    assert json.loads(snapshot)["parts"]["history"]["orders"]
+    target, target_history = machine_with_history()
+    target.install(snapshot)
+    assert target.engine.retired_count == 0  # reinstated: this target has no audit trail
+    keeper_history = keeper.parts["history"]
+    assert isinstance(keeper_history, History)
+    assert reads(target_history, target) == reads(keeper_history, keeper)
+    assert target.snapshot() == keeper.snapshot()
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["not a list", "short row", "unknown market", "bad side", "negative", "unknown order",
-     "ids not increasing"],
+    ["not an object", "short row", "unknown market", "bad side", "negative", "unknown order",
+     "ids not increasing", "retired order missing", "retired order forged"],
 )  # fmt: skip
-def test_a_malformed_trade_dump_is_refused(damage: str) -> None:
-    live, live_history = machine_with_history()
-    for index, text in enumerate(entries_of(random_commands(4, 600), 10), start=1):
-        live.apply(index, text)
-    rows = live_history.dump()
-    assert len(rows) >= 2
-    document: Any = rows
-    if damage == "not a list":
-        document = {"trades": rows}
+def test_a_malformed_history_dump_is_refused(tmp_path: Path, damage: str) -> None:
+    entries = entries_of(random_commands(4, 600), 10)
+    _, snapshot, _ = asyncio.run(_archiving(tmp_path, entries))
+    document = json.loads(snapshot)
+    part = document["parts"]["history"]
+    rows, orders = part["trades"], part["orders"]
+    assert len(rows) >= 2 and orders
+    if damage == "not an object":
+        document["parts"]["history"] = rows
     elif damage == "short row":
         rows[0] = rows[0][:-1]
     elif damage == "unknown market":
@@ -65,12 +137,14 @@ def test_a_malformed_trade_dump_is_refused(damage: str) -> None:
         rows[0][3] = -1
     elif damage == "unknown order":
         rows[0][6] = 10**9
-    else:
+    elif damage == "ids not increasing":
         rows[1][1] = rows[0][1]
-    snapshot = json.loads(live.snapshot())
-    snapshot["parts"]["trades"] = document
+    elif damage == "retired order missing":
+        del orders[0]
+    else:
+        orders[0][1] = "someone else"
     target, _ = machine_with_history()
     before = target.snapshot()
     with pytest.raises(SnapshotError):
-        target.install(json.dumps(snapshot).encode())
+        target.install(json.dumps(document).encode())
     assert target.snapshot() == before

@@ -24,13 +24,12 @@ from peerbook.engine import (
     OrderAccepted,
     OrderCancelled,
     OrderRejected,
-    OrderState,
 )
 from peerbook.engine.engine import QUANTITY_MAX
 from peerbook.errors import ReplicationError, RpcError, UnknownOutcomeError
 from peerbook.grenache.protocol import Json
 from peerbook.node.auth import AuthenticationFailed, Authenticator
-from peerbook.node.history import Fill, TradeHistory, window
+from peerbook.node.history import Fill, History
 from peerbook.node.metrics import PeerMetrics
 from peerbook.replication import Outcome
 from peerbook.wire import RequestError, decode_cancel, decode_create, order_view, trade_view
@@ -57,7 +56,6 @@ READ_ACTIONS = frozenset(
 )
 _PAYLOAD_FIELDS = frozenset({"action", "args", "auth"})
 _log = logging.getLogger(__name__)
-_OPEN = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
 
 class StatusSource(Protocol):
@@ -109,7 +107,7 @@ class ApiService:
         peer: this peer's id, the owner of the orders it places.
         network: the network name.
         engine: this peer's replica (read only here).
-        history: trades and owners derived from the applied events.
+        history: orders in any state, trades and fills (memory and the audit trail).
         auth: checks the ``auth`` of writes.
         submit: sends a write through the replicated log.
         status: the replicated log's view for fetchStatus.
@@ -122,7 +120,7 @@ class ApiService:
         peer: str,
         network: str,
         engine: Engine,
-        history: TradeHistory,
+        history: History,
         auth: Authenticator,
         submit: Submit,
         status: StatusSource,
@@ -265,7 +263,7 @@ class ApiService:
     # -- reads -----------------------------------------------------------------------------
 
     def _order_json(self, order_id: int) -> Json:
-        order = self._engine.order(order_id)
+        order = self._history.order(order_id)
         assert order is not None
         return self._view(order)
 
@@ -287,11 +285,11 @@ class ApiService:
         if isinstance(query, RequestError):
             raise _fail(query)
         if query.order_id is not None:
-            order = self._engine.order(query.order_id)
+            order = self._history.order(query.order_id)
             named = f"order {query.order_id}"
         else:
             assert query.client_order_id is not None
-            order = self._engine.order_by_client_id(self.peer, query.client_order_id)
+            order = self._history.order_by_client_id(self.peer, query.client_order_id)
             named = f"order with clientOrderId {query.client_order_id} owned by peer {self.peer}"
         if order is None or (query.symbol is not None and order.symbol != query.symbol):
             in_market = "" if query.symbol is None else f" in {query.symbol}"
@@ -302,13 +300,9 @@ class ApiService:
         listing = decode_listing(action, args, self._engine.markets, symbol_required=False)
         if isinstance(listing, RequestError):
             raise _fail(listing)
-        orders = []
-        for order_id in self._history.orders_of_owner(self.peer):
-            order = self._engine.order(order_id)
-            assert order is not None
-            if (order.state in _OPEN) == open_orders and listing.symbol in (None, order.symbol):
-                orders.append(order)
-        chosen = window(orders, _order_time, listing.since, listing.limit)
+        chosen = self._history.orders_of_owner(
+            self.peer, open_orders, listing.symbol, listing.since, listing.limit
+        )
         return [self._view(o) for o in chosen]
 
     def _fetch_open_orders(self, args: list[Any]) -> Json:
@@ -346,20 +340,16 @@ class ApiService:
             raise _fail(listing)
         assert listing.symbol is not None
         market = self._engine.markets[listing.symbol]
-        trades = self._history.trades[listing.symbol]
-        chosen = window(trades, _trade_time, listing.since, listing.limit)
+        chosen = self._history.trades(listing.symbol, listing.since, listing.limit)
         return [trade_view(t, market) for t in chosen]
 
     def _fetch_my_trades(self, args: list[Any]) -> Json:
         listing = decode_listing("fetchMyTrades", args, self._engine.markets, symbol_required=False)
         if isinstance(listing, RequestError):
             raise _fail(listing)
-        fills = [
-            f
-            for f in self._history.fills_of_owner(self.peer)
-            if listing.symbol in (None, f.trade.symbol)
-        ]
-        chosen = window(fills, _fill_time, listing.since, listing.limit)
+        chosen = self._history.fills_of_owner(
+            self.peer, listing.symbol, listing.since, listing.limit
+        )
         return [self._fill_view(f) for f in chosen]
 
     def _fetch_status(self, args: list[Any]) -> Json:
@@ -379,15 +369,3 @@ class ApiService:
                 "digest": self._engine.digest(),
             },
         }
-
-
-def _order_time(order: Order) -> int:
-    return order.timestamp
-
-
-def _trade_time(trade: Any) -> int:
-    return int(trade.timestamp)
-
-
-def _fill_time(fill: Fill) -> int:
-    return fill.trade.timestamp

@@ -8,20 +8,23 @@ Rows are derived from the applied event stream: after each applied entry the ord
 touched (in their new state) and its trades are queued, and a background task writes what is
 queued every `FLUSH_S` in one transaction, on a worker thread so the event loop never waits
 for the disk. Writes are idempotent (``INSERT OR REPLACE`` by id), so re-applying the journal
-after a restart rewrites the same rows. Prices, amounts and costs are the API's exact decimal
-strings (TEXT), never floating point.
+after a restart rewrites the same rows. The schema, and reading rows back, are in
+`peerbook.node.archive`.
 
-What it is not yet: the engine still keeps every order in memory; serving closed orders from
-here so that they can leave memory is the next step (docs/engine.md, "bounding memory").
+After each write, ``on_written`` is told the highest trade id and the closed orders now on
+disk: the peer's history then lets them leave memory (`History.archived`), and serves them
+from here from then on.
 """
 
 import asyncio
-import sqlite3
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from peerbook.engine import Engine, Order, TradeExecuted
+from peerbook.engine.snapshot import encode_order
+from peerbook.node.archive import connect, encode_trade
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.wire.views import order_view
@@ -29,23 +32,8 @@ from peerbook.wire.views import order_view
 __all__ = ["FLUSH_S", "AuditTrail"]
 
 FLUSH_S = 0.2
-
-_SCHEMA = """
-create table if not exists orders (
-    id integer primary key, owner text not null, client_order_id text, symbol text not null,
-    side text not null, type text not null, time_in_force text not null, post_only integer,
-    price text, amount text not null, filled text not null, remaining text not null,
-    cost text not null, average text, state text not null, status text not null,
-    timestamp integer not null, last_trade_timestamp integer
-);
-create index if not exists orders_owner on orders (owner, id);
-create table if not exists trades (
-    id integer primary key, symbol text not null, price text not null, amount text not null,
-    cost text not null, taker_side text not null, taker_order integer not null,
-    maker_order integer not null, timestamp integer not null
-);
-create index if not exists trades_symbol on trades (symbol, id);
-"""
+_FINAL = ("filled", "canceled", "expired")
+_STATE_COLUMN = 14
 
 
 class AuditTrail:
@@ -54,10 +42,13 @@ class AuditTrail:
     def __init__(self, path: Path, engine: Engine) -> None:
         self.path = path
         self._engine = engine
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.executescript("pragma journal_mode=wal; pragma synchronous=normal;" + _SCHEMA)
+        self._db = connect(path, create=True)
         self._orders: dict[int, tuple[Any, ...]] = {}
         self._trades: list[tuple[Any, ...]] = []
+        self._fills: list[tuple[Any, ...]] = []
+        self.on_written: Callable[[int, list[int]], None] = lambda trade_id, closed: None
+        """Called on the event loop after each write with the highest trade id written and
+        the ids of the orders written in a final (closed) state."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -82,14 +73,21 @@ class AuditTrail:
             self._queue_trade(trade)
 
     def _queue_trade(self, event: TradeExecuted) -> None:
-        market = self._engine.markets[event.symbol]
+        engine = self._engine
+        market = engine.markets[event.symbol]
         self._trades.append((
             event.trade_id, event.symbol, market.format_price(event.price),
             market.format_amount(event.quantity),
             market.format_cost(event.price * event.quantity),
             event.taker_side.name.lower(), event.taker_order_id,
-            event.maker_order_id, event.timestamp,
+            event.maker_order_id, event.timestamp, json.dumps(encode_trade(event)),
         ))  # fmt: skip
+        for maker, order_id in enumerate((event.taker_order_id, event.maker_order_id)):
+            order = engine.order(order_id)
+            # Both orders of a trade are on record when it is queued: a trade is queued as it
+            # executes, or after an install, whose orders are all on record (reinstated).
+            assert order is not None, f"trade {event.trade_id} names order {order_id}"
+            self._fills.append((event.trade_id, maker, order_id, order.owner))
 
     def _queue_order(self, order_id: int) -> None:
         order = self._engine.order(order_id)
@@ -103,6 +101,7 @@ class AuditTrail:
             view["type"], view["timeInForce"], int(order.post_only), view["price"],
             view["amount"], view["filled"], view["remaining"], view["cost"], view["average"],
             view["info"]["state"], view["status"], order.timestamp, order.last_trade_timestamp,
+            json.dumps(encode_order(order)),
         )  # fmt: skip
 
     def start(self) -> None:
@@ -118,20 +117,28 @@ class AuditTrail:
                     await self._stopping.wait()
             except TimeoutError:
                 pass
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         """Write everything queued, in one transaction, on a worker thread."""
-        orders, trades = list(self._orders.values()), self._trades
-        self._orders, self._trades = {}, []
+        orders, trades, fills = list(self._orders.values()), self._trades, self._fills
+        self._orders, self._trades, self._fills = {}, [], []
         if orders or trades:
-            await asyncio.to_thread(self._write, orders, trades)
+            await asyncio.to_thread(self._write, orders, trades, fills)
+            closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
+            self.on_written(max((row[0] for row in trades), default=0), closed)
 
-    def _write(self, orders: list[tuple[Any, ...]], trades: list[tuple[Any, ...]]) -> None:
+    def _write(
+        self,
+        orders: list[tuple[Any, ...]],
+        trades: list[tuple[Any, ...]],
+        fills: list[tuple[Any, ...]],
+    ) -> None:
         with self._db:
             self._db.execute("begin")
-            self._db.executemany(f"insert or replace into orders values ({_marks(18)})", orders)
-            self._db.executemany(f"insert or replace into trades values ({_marks(9)})", trades)
+            self._db.executemany(f"insert or replace into orders values ({_marks(19)})", orders)
+            self._db.executemany(f"insert or replace into trades values ({_marks(10)})", trades)
+            self._db.executemany(f"insert or replace into fills values ({_marks(4)})", fills)
 
     async def close(self) -> None:
         """Write what is left and close the database."""
@@ -139,7 +146,7 @@ class AuditTrail:
         if self._task is not None:
             await self._task
         else:
-            await self._flush()
+            await self.flush()
         self._db.close()
 
 

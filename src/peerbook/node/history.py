@@ -1,39 +1,41 @@
-"""What the engine does not keep but the API serves: trades, and whose orders are whose.
+"""What the API serves besides the books: orders in any state, trades, and whose are whose.
 
-The engine holds books and orders; trades are events that pass through it. `TradeHistory`
-listens to the state machine's applied outcomes (every entry, on every peer, in log order)
-and travels in the state machine's snapshots, so after a restart (snapshot plus journal) or
-a join it holds the same history again, and every peer holds the same trades with the same
-ids.
+The engine holds books and the orders it still needs; trades are events that pass through
+it. `History` listens to the state machine's applied outcomes (every entry, on every peer,
+in log order) and answers the API's history reads from two places:
 
-It lives in memory. At the project's measured sizes (about 150 bytes per trade) that is
-fine for a demo and for tests; an exchange that runs for months keeps this on disk (the audit
-trail of the peer issue) and bounds it here.
+- memory: trades not yet on disk, the fills of every order the engine still holds, and each
+  owner's orders the engine still holds;
+- the archive (`peerbook.node.archive`, the audit trail's SQLite database): everything the
+  audit trail has committed. Once it has, `archived` lets those trades and closed orders leave
+  memory (closed orders through `Engine.retire`), so memory is bounded by the open orders and
+  the last moments of trading, not by the exchange's age.
+
+Every read merges the two, so a client reads its own writes: nothing leaves memory before
+it is on disk. Without an archive (tests, tools) everything simply stays in memory.
+
+History is a `SnapshotPart`: a snapshot carries every trade and the full records of the
+retired orders (read from the archive, in the forked child that writes snapshots), so a peer
+that installs it holds and serves the same history as the peer that wrote it.
 """
 
+import bisect
 import heapq
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from peerbook.engine import Engine, OrderAccepted, Side, TradeExecuted
-from peerbook.errors import SnapshotError
+from peerbook.engine import Engine, Order, OrderAccepted, OrderState, TradeExecuted
+from peerbook.engine.snapshot import decode_order
+from peerbook.errors import InvalidCommand, SnapshotError
+from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
-__all__ = ["Fill", "TradeHistory", "window"]
+__all__ = ["Fill", "History", "window"]
 
 _T = TypeVar("_T")
-
-
-class Fill(NamedTuple):
-    """One side of a trade, seen by one order's owner."""
-
-    trade: TradeExecuted
-    side: Side
-
-
 _new = tuple.__new__  # a named tuple without its generated __new__'s frame (hot on restore)
-_TRADE_FIELDS = len(TradeExecuted._fields)
+_OPEN = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
 
 def window(
@@ -55,19 +57,43 @@ def window(
     return chosen
 
 
-class TradeHistory:
+def _order_time(order: Order) -> int:
+    return order.timestamp
+
+
+def _trade_time(trade: TradeExecuted) -> int:
+    return trade.timestamp
+
+
+def _fill_time(fill: Fill) -> int:
+    return fill.trade.timestamp
+
+
+def _fill_key(fill: Fill) -> int:
+    return fill.trade.trade_id
+
+
+class History:
     """Trades by market, fills by order and by owner, and each owner's orders.
 
-    A `SnapshotPart` of the state machine: a snapshot carries every trade (the engine keeps
-    orders, not trades), and the rest is rebuilt from the trades and the restored engine.
+    Attributes:
+        archived_trade_id: every trade up to this id is in the archive (0: none known).
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self.trades: dict[str, list[TradeExecuted]] = {s: [] for s in engine.markets}
+        self._archive: Archive | None = None
+        self.archived_trade_id = 0
+        self._trades: dict[str, list[TradeExecuted]] = {s: [] for s in engine.markets}
         self._order_fills: dict[int, list[Fill]] = {}
         self._owner_fills: dict[str, list[Fill]] = {}
-        self._owner_orders: dict[str, list[int]] = {}
+        self._owner_orders: dict[str, dict[int, None]] = {}
+
+    def attach(self, archive: Archive) -> None:
+        """Serve what leaves memory from ``archive`` (the audit trail's database)."""
+        self._archive = archive
+
+    # -- following the log ----------------------------------------------------------------
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Record the trades and new orders of one applied entry."""
@@ -76,14 +102,14 @@ class TradeHistory:
                 if type(event) is TradeExecuted:
                     self._record(event)
                 elif type(event) is OrderAccepted:
-                    self._owner_orders.setdefault(event.owner, []).append(event.order_id)
+                    self._owner_orders.setdefault(event.owner, {})[event.order_id] = None
 
     def _record(self, trade: TradeExecuted) -> None:
-        self.trades[trade.symbol].append(trade)
+        self._trades[trade.symbol].append(trade)
         orders, order_fills, owner_fills = self._engine.order, self._order_fills, self._owner_fills
         for order_id in (trade.taker_order_id, trade.maker_order_id):
             order = orders(order_id)
-            assert order is not None
+            assert order is not None  # both orders of a trade are on record as it executes
             fill = _new(Fill, (trade, order.side))
             fills = order_fills.get(order_id)
             if fills is None:
@@ -92,66 +118,157 @@ class TradeHistory:
                 fills.append(fill)
             owner_fills.setdefault(order.owner, []).append(fill)
 
-    def every_trade(self) -> Iterator[TradeExecuted]:
-        """Every trade of every market, in execution (id) order."""
-        return heapq.merge(*self.trades.values(), key=lambda t: t.trade_id)
+    def archived(self, trade_id: int, closed: Iterable[int]) -> None:
+        """The archive now holds every trade up to ``trade_id`` and the final records of the
+        ``closed`` orders: let them leave memory (the engine retires the orders)."""
+        if self._archive is None:
+            return
+        if trade_id > self.archived_trade_id:
+            self.archived_trade_id = trade_id
+            for trades in self._trades.values():
+                del trades[: bisect.bisect_right(trades, trade_id, key=lambda t: t.trade_id)]
+            for fills in self._owner_fills.values():
+                del fills[: bisect.bisect_right(fills, trade_id, key=_fill_key)]
+        engine = self._engine
+        for order_id in closed:
+            order = engine.order(order_id)
+            if order is not None and engine.retire(order_id):
+                self._order_fills.pop(order_id, None)
+                owned = self._owner_orders.get(order.owner)
+                if owned is not None:
+                    owned.pop(order_id, None)
 
-    def dump(self) -> list[list[Any]]:
-        """Every trade in execution order, as JSON arrays of its fields."""
-        return [[*trade[:5], int(trade.taker_side), *trade[6:]] for trade in self.every_trade()]
+    # -- reads --------------------------------------------------------------------------
 
-    def parse(self, document: Any, engine: Engine) -> list[TradeExecuted]:
-        """The trades of a `dump`, checked against the restored ``engine``.
+    def order(self, order_id: int) -> Order | None:
+        """The order with this id, in whatever state, or None."""
+        order = self._engine.order(order_id)
+        if order is None and self._archive is not None and self._engine.retired(order_id):
+            order = self._archive.order(order_id)
+        return order
 
-        Raises:
-            SnapshotError: not a dump of trades of this engine's markets and orders.
-        """
-        if not isinstance(document, list):
-            raise SnapshotError("the trade history is not a list")
-        trades: list[TradeExecuted] = []
-        markets, order, sides = engine.markets, engine.order, tuple(Side)
-        last = 0
-        for row in document:
-            if type(row) is not list or len(row) != _TRADE_FIELDS:
-                raise SnapshotError(f"not a trade: {row!r:.80}")
-            (sequence, trade_id, symbol, price, quantity, side, taker, maker, taker_left,
-             maker_left, timestamp) = row  # fmt: skip
-            if not (
-                type(sequence) is int and sequence >= 0 and type(trade_id) is int
-                and trade_id > last and type(symbol) is str and symbol in markets
-                and type(side) is int and side in (0, 1)
-                and type(price) is int and price > 0 and type(quantity) is int and quantity > 0
-                and type(taker) is int and type(maker) is int
-                and type(taker_left) is int and taker_left >= 0
-                and type(maker_left) is int and maker_left >= 0
-                and type(timestamp) is int and timestamp >= 0
-            ):  # fmt: skip
-                raise SnapshotError(f"not a trade: {row!r:.80}")
-            if order(taker) is None or order(maker) is None:
-                raise SnapshotError(f"trade {trade_id} names an unknown order")
-            trade = TradeExecuted(sequence, trade_id, symbol, price, quantity, sides[side], taker,
-                                  maker, taker_left, maker_left, timestamp)  # fmt: skip
-            last = trade_id
-            trades.append(trade)
-        return trades
-
-    def load(self, parsed: list[TradeExecuted]) -> None:
-        """Start over from these trades and the (already restored) engine's orders."""
-        self.trades = {s: [] for s in self._engine.markets}
-        self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
-        for order in self._engine.orders():
-            self._owner_orders.setdefault(order.owner, []).append(order.order_id)
-        for trade in parsed:
-            self._record(trade)
+    def order_by_client_id(self, owner: str, client_order_id: str) -> Order | None:
+        """The owner's order with this client order id, in whatever state, or None."""
+        order_id = self._engine.order_id_by_client_id(owner, client_order_id)
+        return None if order_id is None else self.order(order_id)
 
     def fills_of_order(self, order_id: int) -> list[Fill]:
         """The order's fills, in execution order."""
+        if self._engine.order(order_id) is None and self._archive is not None:
+            return self._archive.fills_of_order(order_id)
         return self._order_fills.get(order_id, [])
 
-    def fills_of_owner(self, owner: str) -> list[Fill]:
-        """Every fill of the owner's orders, in execution order."""
-        return self._owner_fills.get(owner, [])
+    def orders_of_owner(
+        self, owner: str, open_orders: bool, symbol: str | None, since: int | None, limit: int
+    ) -> list[Order]:
+        """The owner's open (or closed) orders, optionally of one market, in the window."""
+        order = self._engine.order
+        kept = [o for i in self._owner_orders.get(owner, ()) if (o := order(i)) is not None]
+        chosen = [
+            o for o in kept if (o.state in _OPEN) == open_orders and symbol in (None, o.symbol)
+        ]
+        if not open_orders and self._archive is not None:
+            ids = {o.order_id for o in kept}
+            archived = self._archive.closed_orders(owner, symbol, since, limit)
+            chosen = sorted(
+                [*(o for o in archived if o.order_id not in ids), *chosen],
+                key=lambda o: o.order_id,
+            )
+        return window(chosen, _order_time, since, limit)
 
-    def orders_of_owner(self, owner: str) -> list[int]:
-        """The ids of the owner's orders, in acceptance order."""
-        return self._owner_orders.get(owner, [])
+    def trades(self, symbol: str, since: int | None, limit: int) -> list[TradeExecuted]:
+        """The market's trades in the window."""
+        archived = self.archived_trade_id
+        recent = [t for t in self._trades[symbol] if t.trade_id > archived]
+        if self._archive is not None and archived:
+            recent = [*self._archive.trades(symbol, since, limit, archived), *recent]
+        return window(recent, _trade_time, since, limit)
+
+    def fills_of_owner(
+        self, owner: str, symbol: str | None, since: int | None, limit: int
+    ) -> list[Fill]:
+        """The fills of the owner's orders, optionally in one market, in the window."""
+        archived = self.archived_trade_id
+        recent = [
+            f for f in self._owner_fills.get(owner, ())
+            if f.trade.trade_id > archived and symbol in (None, f.trade.symbol)
+        ]  # fmt: skip
+        if self._archive is not None and archived:
+            older = self._archive.fills_of_owner(owner, symbol, since, limit, archived)
+            recent = [*older, *recent]
+        return window(recent, _fill_time, since, limit)
+
+    def every_trade(self) -> Iterator[TradeExecuted]:
+        """Every trade in memory, in execution (id) order (after an install: every trade)."""
+        return heapq.merge(*self._trades.values(), key=lambda t: t.trade_id)
+
+    # -- the snapshot part ----------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[list[Any]]]:
+        """Every trade, and the full records of the engine's retired orders, as JSON arrays
+        of their fields. Reads the archive through a connection of its own (this runs in the
+        forked child that writes a snapshot).
+
+        Raises:
+            SnapshotError: the archive lacks a record the engine relies on.
+        """
+        archived = self.archived_trade_id
+        recent = [encode_trade(t) for t in self.every_trade() if t.trade_id > archived]
+        if self._archive is None:
+            return {"orders": [], "trades": recent}
+        archive = self._archive.reopened()
+        try:
+            retired = (r.order_id for r in self._engine.retired_orders())
+            orders = list(archive.order_records(retired))
+            trades = [*archive.trade_records(archived), *recent] if archived else recent
+        finally:
+            archive.close()
+        return {"orders": orders, "trades": trades}
+
+    def parse(self, document: Any, engine: Engine) -> tuple[list[Order], list[TradeExecuted]]:
+        """The retired orders and trades of a `dump`, checked against the restored ``engine``.
+
+        Raises:
+            SnapshotError: not a dump of this engine's retired orders, markets and trades.
+        """
+        if not isinstance(document, dict) or set(document) != {"orders", "trades"}:
+            raise SnapshotError("the history is not an object of orders and trades")
+        rows, trade_rows = document["orders"], document["trades"]
+        if not isinstance(rows, list) or not isinstance(trade_rows, list):
+            raise SnapshotError("the history's orders and trades are not lists")
+        orders = [decode_order(row) for row in rows]
+        if len(orders) != engine.retired_count:
+            raise SnapshotError(
+                f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
+            )
+        for order in orders:
+            if engine.retired(order.order_id) != (order.order_id, order.owner, order.symbol,
+                                                  order.state):  # fmt: skip
+                raise SnapshotError(f"order {order.order_id} is not retired as the history says")
+        trades: list[TradeExecuted] = []
+        last = 0
+        for row in trade_rows:
+            trade = decode_trade(row)
+            if trade.symbol not in engine.markets or trade.trade_id <= last:
+                raise SnapshotError(f"not a trade of this engine: {row!r:.80}")
+            for order_id in (trade.taker_order_id, trade.maker_order_id):
+                if engine.order(order_id) is None and engine.retired(order_id) is None:
+                    raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
+            last = trade.trade_id
+            trades.append(trade)
+        return orders, trades
+
+    def load(self, parsed: tuple[list[Order], list[TradeExecuted]]) -> None:
+        """Start over from the (already restored) engine, with the retired orders' full
+        records back in it until the audit trail holds them here, and these trades."""
+        orders, trades = parsed
+        try:
+            self._engine.reinstate(orders)
+        except InvalidCommand as exc:  # `parse` checked every record: not expected
+            raise SnapshotError(str(exc)) from exc
+        self._trades = {s: [] for s in self._engine.markets}
+        self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
+        for order in self._engine.orders():
+            self._owner_orders.setdefault(order.owner, {})[order.order_id] = None
+        for trade in trades:
+            self._record(trade)

@@ -32,12 +32,13 @@ from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcServer
 from peerbook.grenache.http import BODY_BYTES_MAX
 from peerbook.grenache.protocol import Json
 from peerbook.node.api import ApiService
+from peerbook.node.archive import Archive
 from peerbook.node.audit import AuditTrail
 from peerbook.node.auth import Authenticator
 from peerbook.node.command_log import CommandLog
 from peerbook.node.datadir import DataDir, Identity, read_secret
 from peerbook.node.feed import Feed
-from peerbook.node.history import TradeHistory
+from peerbook.node.history import History
 from peerbook.node.join import (
     JoinAnswer,
     JoinFull,
@@ -153,7 +154,7 @@ class Peer:
         self.metrics_server: MetricsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.machine = OrderStateMachine(Engine())
-        self.history = TradeHistory(self.machine.engine)
+        self.history = History(self.machine.engine)
         # Counted from every applied entry, the journal's replay after a restart included.
         self.metrics = PeerMetrics(
             self.machine.engine,
@@ -167,9 +168,10 @@ class Peer:
             ),
         )
         self.machine.listeners += [self.history.on_applied, self.metrics.on_applied]
-        self.machine.parts["trades"] = self.history
+        self.machine.parts["history"] = self.history
         self._commands: CommandLog | None = None
         self._audit: AuditTrail | None = None
+        self._archive: Archive | None = None
         self.stopping = asyncio.Event()
 
     @property
@@ -251,6 +253,9 @@ class Peer:
         # Everything derived from applied entries listens before the journal is replayed.
         commands = self._commands = CommandLog(self.directory.commands, self.machine.engine)
         audit = self._audit = AuditTrail(self.directory.audit, self.machine.engine)
+        self._archive = Archive(self.directory.audit)
+        self.history.attach(self._archive)
+        audit.on_written = self.history.archived
         self.machine.listeners += [commands.on_applied, audit.on_applied]
         self.machine.installed += [
             commands.on_installed,
@@ -523,6 +528,8 @@ class Peer:
             self._commands.close()
         if self._audit is not None:
             await self._audit.close()
+        if self._archive is not None:
+            self._archive.close()
 
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:

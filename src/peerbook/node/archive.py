@@ -1,0 +1,241 @@
+"""The audit trail's SQLite database: its schema, and reading orders and trades back from it.
+
+`AuditTrail` writes the database; `Archive` reads it. Each row keeps two forms of the same
+record: columns an operator queries with ordinary SQL (prices, amounts and costs as the API's
+exact decimal strings, never floating point), and ``record``, the engine's own JSON array of
+the order or trade, from which `Archive` rebuilds the exact `Order` and `TradeExecuted`.
+
+This is what lets closed orders and old trades leave memory: once a closed order's final row
+is committed here (it never changes again), the engine retires it and the peer serves it from
+here; trades are served from here once committed. `fills` lists the two sides of every trade
+(``maker`` 0 for the taker's order, 1 for the maker's) with the order's owner, so one owner's
+fills and one order's fills are an index range each.
+
+The schema carries a version (``pragma user_version``). The database is derived data: the
+peer rebuilds every row from its snapshot and journal when it starts, so a database of
+another version is dropped and written again.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from peerbook.engine import Order, Side, TradeExecuted
+from peerbook.engine.snapshot import decode_order
+from peerbook.errors import SnapshotError
+
+__all__ = ["SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade"]
+
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+create table if not exists orders (
+    id integer primary key, owner text not null, client_order_id text, symbol text not null,
+    side text not null, type text not null, time_in_force text not null, post_only integer,
+    price text, amount text not null, filled text not null, remaining text not null,
+    cost text not null, average text, state text not null, status text not null,
+    timestamp integer not null, last_trade_timestamp integer, record text not null
+);
+create index if not exists orders_owner on orders (owner, id);
+create table if not exists trades (
+    id integer primary key, symbol text not null, price text not null, amount text not null,
+    cost text not null, taker_side text not null, taker_order integer not null,
+    maker_order integer not null, timestamp integer not null, record text not null
+);
+create index if not exists trades_symbol on trades (symbol, id);
+create table if not exists fills (
+    trade_id integer not null, maker integer not null, order_id integer not null,
+    owner text not null, primary key (trade_id, maker)
+) without rowid;
+create index if not exists fills_owner on fills (owner, trade_id);
+create index if not exists fills_order on fills (order_id, trade_id);
+"""
+_TABLES = ("orders", "trades", "fills")
+_CLOSED = "state in ('filled', 'canceled', 'expired')"
+_SIDES = tuple(Side)
+_TRADE_FIELDS = len(TradeExecuted._fields)
+
+
+class Fill(NamedTuple):
+    """One side of a trade, seen by one order's owner."""
+
+    trade: TradeExecuted
+    side: Side
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """A connection to the database at ``path`` (autocommit: every read sees what is
+    committed). With ``create``, the schema is made (a database of another version is
+    dropped first), as the writer does before anyone reads."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    if create:
+        db.execute("pragma journal_mode=wal")
+        db.execute("pragma synchronous=normal")
+        if db.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
+            for table in _TABLES:
+                db.execute(f"drop table if exists {table}")
+            db.executescript(_SCHEMA)
+            db.execute(f"pragma user_version={SCHEMA_VERSION}")
+    return db
+
+
+def encode_trade(trade: TradeExecuted) -> list[Any]:
+    """The trade as a JSON array of its fields (the side as its number)."""
+    return [*trade[:5], int(trade.taker_side), *trade[6:]]
+
+
+def decode_trade(row: Any) -> TradeExecuted:
+    """A trade from its `encode_trade` array, its field types checked.
+
+    Raises:
+        SnapshotError: not such an array.
+    """
+    if type(row) is not list or len(row) != _TRADE_FIELDS:
+        raise SnapshotError(f"not a trade: {row!r:.80}")
+    (sequence, trade_id, symbol, price, quantity, side, taker, maker, taker_left, maker_left,
+     timestamp) = row  # fmt: skip
+    if not (
+        type(sequence) is int and sequence >= 0 and type(trade_id) is int and trade_id > 0
+        and type(symbol) is str and type(side) is int and side in (0, 1)
+        and type(price) is int and price > 0 and type(quantity) is int and quantity > 0
+        and type(taker) is int and type(maker) is int
+        and type(taker_left) is int and taker_left >= 0
+        and type(maker_left) is int and maker_left >= 0
+        and type(timestamp) is int and timestamp >= 0
+    ):  # fmt: skip
+        raise SnapshotError(f"not a trade: {row!r:.80}")
+    return TradeExecuted(sequence, trade_id, symbol, price, quantity, _SIDES[side], taker, maker,
+                         taker_left, maker_left, timestamp)  # fmt: skip
+
+
+def _opposite(side: Side) -> Side:
+    return Side.SELL if side is Side.BUY else Side.BUY
+
+
+class Archive:
+    """Reads orders and trades back from the audit trail's database at ``path``.
+
+    Every listing takes the API's window: with ``since``, the first ``limit`` items from that
+    timestamp on; without, the most recent ``limit``; always returned oldest first.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect(path)
+
+    def reopened(self) -> "Archive":
+        """A reader with its own connection (for a forked child: a connection must not be
+        used across a fork)."""
+        return Archive(self.path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def order(self, order_id: int) -> Order | None:
+        """The order with this id as last written, or None."""
+        row = self._db.execute("select record from orders where id = ?", (order_id,)).fetchone()
+        return None if row is None else decode_order(json.loads(row[0]))
+
+    def closed_orders(
+        self, owner: str, symbol: str | None, since: int | None, limit: int
+    ) -> list[Order]:
+        """The owner's closed (filled, canceled, expired) orders, in the window."""
+        where, values = [f"owner = ? and {_CLOSED}"], [owner]
+        rows = self._window("orders", where, values, symbol, since, limit, "id")
+        return [decode_order(json.loads(row[0])) for row in rows]
+
+    def trades(self, symbol: str, since: int | None, limit: int, upto: int) -> list[TradeExecuted]:
+        """The market's trades with ids up to ``upto``, in the window."""
+        rows = self._window("trades", ["id <= ?"], [upto], symbol, since, limit, "id")
+        return [decode_trade(json.loads(row[0])) for row in rows]
+
+    def fills_of_owner(
+        self, owner: str, symbol: str | None, since: int | None, limit: int, upto: int
+    ) -> list[Fill]:
+        """The fills of the owner's orders in trades with ids up to ``upto``, in the window."""
+        rows = self._window(
+            "fills join trades on trades.id = fills.trade_id",
+            ["fills.owner = ? and fills.trade_id <= ?"], [owner, upto], symbol, since, limit,
+            "fills.trade_id", ", maker",
+        )  # fmt: skip
+        return [self._fill(record, maker) for record, maker in rows]
+
+    def fills_of_order(self, order_id: int) -> list[Fill]:
+        """The order's fills, in execution order."""
+        rows = self._db.execute(
+            "select record, maker from fills join trades on trades.id = fills.trade_id "
+            "where fills.order_id = ? order by fills.trade_id, maker",
+            (order_id,),
+        )
+        return [self._fill(record, maker) for record, maker in rows]
+
+    @staticmethod
+    def _fill(record: str, maker: int) -> Fill:
+        trade = decode_trade(json.loads(record))
+        return Fill(trade, _opposite(trade.taker_side) if maker else trade.taker_side)
+
+    def _window(
+        self,
+        source: str,
+        where: list[str],
+        values: list[Any],
+        symbol: str | None,
+        since: int | None,
+        limit: int,
+        key: str,
+        then: str = "",
+    ) -> list[tuple[Any, ...]]:
+        if symbol is not None:
+            where, values = [*where, "symbol = ?"], [*values, symbol]
+        if since is not None:
+            where, values = [*where, "timestamp >= ?"], [*values, since]
+        order = "asc" if since is not None else "desc"
+        then = then and f"{then} {order}"
+        columns = "record, maker" if source.startswith("fills") else "record"
+        rows = self._db.execute(
+            f"select {columns} from {source} where {' and '.join(where)} "
+            f"order by {key} {order}{then} limit ?",
+            (*values, limit),
+        ).fetchall()
+        return rows if since is not None else rows[::-1]
+
+    def order_records(self, ids: Iterable[int]) -> Iterator[list[Any]]:
+        """The records (`encode_order` arrays) of the closed orders with these ids (given in
+        ascending order), in id order.
+
+        Raises:
+            SnapshotError: one of them has no closed row.
+        """
+        wanted = iter(ids)
+        next_id = next(wanted, None)
+        rows = self._db.execute(f"select id, record from orders where {_CLOSED} order by id")
+        for order_id, record in rows:
+            if next_id is None or order_id > next_id:
+                break
+            if order_id == next_id:
+                yield json.loads(record)
+                next_id = next(wanted, None)
+        if next_id is not None:
+            raise SnapshotError(f"closed order {next_id} is not in the audit trail")
+
+    def trade_records(self, upto: int) -> Iterator[list[Any]]:
+        """The records (`encode_trade` arrays) of every trade with an id up to ``upto``, in
+        id order.
+
+        Raises:
+            SnapshotError: a trade in that range has no row.
+        """
+        expected = 1
+        for (record,) in self._db.execute(
+            "select record from trades where id <= ? order by id", (upto,)
+        ):
+            trade = json.loads(record)
+            if trade[1] != expected:
+                raise SnapshotError(f"trade {expected} is not in the audit trail")
+            expected += 1
+            yield trade
+        if expected != upto + 1:
+            raise SnapshotError(f"trade {expected} is not in the audit trail")
