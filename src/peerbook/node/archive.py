@@ -11,6 +11,13 @@ here; trades are served from here once committed. `fills` lists the two sides of
 (``maker`` 0 for the taker's order, 1 for the maker's) with the order's owner, so one owner's
 fills and one order's fills are an index range each.
 
+A snapshot carries the archive's records of retired orders and old trades. Snapshots are
+written by a forked child, and SQLite must not be used in a forked child (its per-process
+lock state is inherited, and with the inherited descriptors closed it fails outright with
+"locking protocol"), so `export` reads them in a fresh interpreter
+(``python -m peerbook.node.archive``). The rows it reads never change, so it does not matter
+that they are read a moment after the fork.
+
 The schema carries a version (``pragma user_version``). The database is derived data: the
 peer rebuilds every row from its snapshot and journal when it starts, so a database of
 another version is dropped and written again.
@@ -18,6 +25,8 @@ another version is dropped and written again.
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +35,9 @@ from peerbook.engine import Order, Side, TradeExecuted
 from peerbook.engine.snapshot import decode_order
 from peerbook.errors import SnapshotError
 
-__all__ = ["SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade"]
+__all__ = [
+    "SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade", "export",
+]  # fmt: skip
 
 SCHEMA_VERSION = 2
 
@@ -124,11 +135,6 @@ class Archive:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
-
-    def reopened(self) -> "Archive":
-        """A reader with its own connection (for a forked child: a connection must not be
-        used across a fork)."""
-        return Archive(self.path)
 
     def close(self) -> None:
         """Close the connection."""
@@ -239,3 +245,39 @@ class Archive:
             yield trade
         if expected != upto + 1:
             raise SnapshotError(f"trade {expected} is not in the audit trail")
+
+
+def export(path: Path, order_ids: Iterable[int], upto: int) -> tuple[list[Any], list[Any]]:
+    """The records of the closed orders with ``order_ids`` (ascending) and of every trade up
+    to id ``upto``, read by a fresh interpreter (safe in a forked child).
+
+    Raises:
+        SnapshotError: the archive lacks one of them, or could not be read.
+    """
+    ids = "".join(f"{order_id}\n" for order_id in order_ids).encode()
+    done = subprocess.run(
+        [sys.executable, "-m", "peerbook.node.archive", str(path), str(upto)],
+        input=ids, capture_output=True, timeout=_EXPORT_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise SnapshotError(f"reading the audit trail failed: {' '.join(reason)}")
+    document = json.loads(done.stdout)
+    return document["orders"], document["trades"]
+
+
+_EXPORT_TIMEOUT_S = 600
+
+
+def _export_main(path: Path, upto: int) -> None:
+    archive = Archive(path)
+    try:
+        orders = list(archive.order_records(int(line) for line in sys.stdin))
+        trades = list(archive.trade_records(upto)) if upto else []
+    finally:
+        archive.close()
+    json.dump({"orders": orders, "trades": trades}, sys.stdout, separators=(",", ":"))
+
+
+if __name__ == "__main__":
+    _export_main(Path(sys.argv[1]), int(sys.argv[2]))

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from peerbook.engine import Engine, Order, OrderAccepted, OrderState, TradeExecuted
 from peerbook.engine.snapshot import decode_order
 from peerbook.errors import InvalidCommand, SnapshotError
-from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade
+from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade, export
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
@@ -206,8 +206,8 @@ class History:
 
     def dump(self) -> dict[str, list[list[Any]]]:
         """Every trade, and the full records of the engine's retired orders, as JSON arrays
-        of their fields. Reads the archive through a connection of its own (this runs in the
-        forked child that writes a snapshot).
+        of their fields. Reads the archive with `peerbook.node.archive.export` (this runs in
+        the forked child that writes a snapshot).
 
         Raises:
             SnapshotError: the archive lacks a record the engine relies on.
@@ -216,14 +216,9 @@ class History:
         recent = [encode_trade(t) for t in self.every_trade() if t.trade_id > archived]
         if self._archive is None:
             return {"orders": [], "trades": recent}
-        archive = self._archive.reopened()
-        try:
-            retired = (r.order_id for r in self._engine.retired_orders())
-            orders = list(archive.order_records(retired))
-            trades = [*archive.trade_records(archived), *recent] if archived else recent
-        finally:
-            archive.close()
-        return {"orders": orders, "trades": trades}
+        retired = (r.order_id for r in self._engine.retired_orders())
+        orders, trades = export(self._archive.path, retired, archived)
+        return {"orders": orders, "trades": [*trades, *recent]}
 
     def parse(self, document: Any, engine: Engine) -> tuple[list[Order], list[TradeExecuted]]:
         """The retired orders and trades of a `dump`, checked against the restored ``engine``.
