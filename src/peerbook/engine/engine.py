@@ -137,6 +137,11 @@ class Engine:
         return iter(self._retired)
 
     @property
+    def order_count(self) -> int:
+        """How many orders are held in full (every order not retired)."""
+        return len(self._orders)
+
+    @property
     def retired_count(self) -> int:
         """How many orders are retired."""
         return self._retired.count

@@ -14,6 +14,9 @@ saw). Each peer has its own registry, so several peers in one process (tests) do
 | ``peerbook_requests_total{action,outcome}`` | API requests answered (``ok`` or the error class) |
 | ``peerbook_commit_seconds`` | histogram: a write from arrival to its applied outcome here |
 | ``peerbook_feed_dropped_total`` | feed messages dropped because subscribers were too slow |
+| ``peerbook_snapshots_written_total`` | snapshots written (log compactions) since start |
+| ``peerbook_orders_in_memory`` | orders held in full (open, and closed ones not yet on disk) |
+| ``peerbook_orders_retired`` | closed orders served from the audit trail, out of memory |
 """
 
 from collections.abc import Callable
@@ -72,6 +75,13 @@ class PeerMetrics:
             registry=registry,
         )  # fmt: skip
         written.set_function(lambda: float(snapshots_written()))
+        Gauge(
+            "peerbook_orders_in_memory", "Orders the engine holds in full", registry=registry
+        ).set_function(lambda: float(engine.order_count))
+        Gauge(
+            "peerbook_orders_retired", "Closed orders served from the audit trail",
+            registry=registry,
+        ).set_function(lambda: float(engine.retired_count))  # fmt: skip
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Count the orders and trades of one applied entry (a state machine listener)."""
