@@ -1,7 +1,9 @@
-"""Memory each order costs while it stays on record, measured with tracemalloc.
+"""Memory each closed order costs the engine, kept in full or retired, measured with tracemalloc.
 
 Places N orders that all fill (so none rests: the figure is the cost of the record alone,
-without book structures), with and without client order ids, and prints bytes per order.
+without book structures), with and without client order ids, and prints bytes per order:
+kept in full (the baseline, as `peerbook replay` keeps them), and retired (`Engine.retire`
+after each fill, as a peer does once its audit trail holds them), with the ratio.
 Run: ``python benchmarks/order_memory.py [N]``.
 """
 
@@ -26,26 +28,33 @@ def _commands(count: int, with_client_ids: bool) -> list[Command]:
     return commands
 
 
-def bytes_per_order(count: int, with_client_ids: bool) -> float:
-    """Traced bytes held by the engine per filled order on record."""
+def bytes_per_order(count: int, with_client_ids: bool, retire: bool) -> float:
+    """Traced bytes held by the engine per filled order."""
     commands = _commands(count, with_client_ids)
     tracemalloc.start()
     engine = Engine()
     baseline = tracemalloc.get_traced_memory()[0]
     for command in commands:
         engine.apply(command)
+        if retire and engine.sequence % 2 == 0:  # the buy filled the sell: both closed
+            engine.retire(engine.sequence - 1)
+            engine.retire(engine.sequence)
     held = tracemalloc.get_traced_memory()[0] - baseline
     tracemalloc.stop()
+    assert engine.retired_count == (count if retire else 0)
     assert all(not order.is_resting for order in engine.orders())
     return held / count
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    print(f"orders on record: {count}")
+    print(f"closed orders: {count}")
     for with_ids in (False, True):
         label = "with client order ids (24 chars)" if with_ids else "without client order ids"
-        print(f"  {label}: {bytes_per_order(count, with_ids):.0f} bytes per order")
+        kept = bytes_per_order(count, with_ids, retire=False)
+        retired = bytes_per_order(count, with_ids, retire=True)
+        print(f"  {label}: kept {kept:.0f} B, retired {retired:.0f} B per order "
+              f"(retired/kept {retired / kept:.3f})")  # fmt: skip
 
 
 if __name__ == "__main__":
