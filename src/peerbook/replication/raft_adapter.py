@@ -34,11 +34,11 @@ from typing import Any
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import Node
 
-from peerbook.errors import ReplicationError, UnknownOutcomeError
+from peerbook.errors import ReplicationError, SnapshotError, UnknownOutcomeError
 from peerbook.grenache import RpcClient
-from peerbook.replication import safe_pickle
+from peerbook.replication import journal, safe_pickle
 from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
-from peerbook.replication.snapshot_store import SnapshotStore
+from peerbook.replication.snapshot_store import SnapshotStore, boundary
 from peerbook.replication.state_machine import OrderStateMachine, Outcome
 
 __all__ = ["RaftLog"]
@@ -117,6 +117,7 @@ class RaftLog:
         snapshot_entries: int | None = None,
     ) -> None:
         safe_pickle.install()
+        journal.install()
         self.machine = machine
         self._loop = asyncio.get_running_loop()
         self._propose_timeout_s = propose_timeout_s
@@ -134,6 +135,7 @@ class RaftLog:
         )
         self.snapshots: SnapshotStore | None = None
         if data_dir is not None:
+            _finish_compaction(data_dir)
             self.snapshots = SnapshotStore(data_dir / "raft.snapshot", machine, self._fail)
             conf.fullDumpFile = str(self.snapshots.path)
             conf.serializer = self.snapshots.serialize
@@ -326,3 +328,17 @@ def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:
         future.set_exception(
             UnknownOutcomeError(f"the entry may or may not have been applied (reason {error})")
         )
+
+
+def _finish_compaction(data_dir: Path) -> None:
+    """Finish a compaction a kill interrupted between putting the snapshot in place and
+    rewriting the journal (`peerbook.replication.journal.complete_compaction`)."""
+    snapshot = data_dir / "raft.snapshot"
+    if not snapshot.exists():
+        return
+    try:
+        entries = boundary(snapshot)
+    except (OSError, SnapshotError):
+        return  # the library's load fails and stops the peer, saying why
+    if journal.complete_compaction(data_dir / "raft.journal", entries):
+        _log.warning("finished a log compaction that was interrupted (journal rewritten)")

@@ -182,6 +182,19 @@ class SnapshotStore:
             self.path.with_name(f"{self.path.name}.partial.{child}").unlink(missing_ok=True)
 
 
+def boundary(path: Path) -> tuple[_Entry, _Entry]:
+    """The two log entries a compaction to the snapshot at ``path`` leaves at the start of
+    the journal, in journal order (the one before the snapshot's last, then the last).
+
+    Raises:
+        OSError, SnapshotError: no readable snapshot there.
+    """
+    with path.open("rb") as file:
+        header = _header(file.readline())
+    last, before_last = (_decode_entry(e) for e in header["entries"])
+    return before_last, last
+
+
 def _write(path: Path, header: dict[str, Any], body: bytes) -> None:
     header = {**header, "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}
     with path.open("wb") as file:
