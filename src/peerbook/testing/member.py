@@ -1,7 +1,8 @@
 """One replicated-log member in its own process, driven over RPC: the multi-process test rig.
 
 ``python -m peerbook.testing.member --address H:P --partners H:P,H:P --secret HEX
-[--data-dir DIR [--snapshot-every ENTRIES]]`` runs a `RaftLog` member whose RPC server (on
+[--data-dir DIR [--snapshot-every ENTRIES]]`` runs a `RaftLog` member (its state machine carrying the peer's history as a snapshot part,
+held in memory) whose RPC server (on
 ``--address``) answers the Raft transport and a small control service for tests and benchmarks:
 
 - ``["submit", [COMMAND, ...]]``: batch and propose section-7 commands (``op``, ``owner``,
@@ -30,6 +31,7 @@ from peerbook.engine import Engine
 from peerbook.errors import GrenacheError, PeerbookError, RpcError
 from peerbook.grenache import Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
+from peerbook.node.history import History
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
@@ -144,6 +146,9 @@ class MemberProcesses:
 async def _run(args: argparse.Namespace) -> None:
     endpoint = RaftEndpoint(bytes.fromhex(args.secret))
     machine = OrderStateMachine(Engine())
+    history = History(machine.engine)  # what a peer's snapshots carry besides the engine
+    machine.parts["history"] = history
+    machine.listeners.append(history.on_applied)
     batcher: Batcher | None = None
     raft: RaftLog | None = None
 
