@@ -116,7 +116,8 @@ def test_a_snapshot_carries_what_left_memory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "damage",
     ["not an object", "short row", "unknown market", "bad side", "negative", "unknown order",
-     "ids not increasing", "retired order missing", "retired order forged"],
+     "ids not increasing", "trade missing", "retired order missing", "retired order twice",
+     "retired order forged", "retired fill forged"],
 )  # fmt: skip
 def test_a_malformed_history_dump_is_refused(tmp_path: Path, damage: str) -> None:
     entries = entries_of(random_commands(4, 600), 10)
@@ -139,12 +140,30 @@ def test_a_malformed_history_dump_is_refused(tmp_path: Path, damage: str) -> Non
         rows[0][6] = 10**9
     elif damage == "ids not increasing":
         rows[1][1] = rows[0][1]
+    elif damage == "trade missing":
+        del rows[1]
     elif damage == "retired order missing":
         del orders[0]
-    else:
+    elif damage == "retired order twice":
+        orders[1] = orders[0]
+    elif damage == "retired order forged":
         orders[0][1] = "someone else"
+    else:
+        filled = next(o for o in orders if o[10] < o[9])  # amount, remaining
+        filled[10] += 1
     target, _ = machine_with_history()
     before = target.snapshot()
     with pytest.raises(SnapshotError):
         target.install(json.dumps(document).encode())
     assert target.snapshot() == before
+
+
+def test_a_snapshot_from_before_the_history_part_still_installs() -> None:
+    live, live_history = machine_with_history()
+    for index, text in enumerate(entries_of(random_commands(3, 500), 10), start=1):
+        live.apply(index, text)
+    document = json.loads(live.snapshot())
+    document["parts"] = {"trades": document["parts"]["history"]["trades"]}  # the old layout
+    copy, copy_history = machine_with_history()
+    copy.install(json.dumps(document).encode())
+    assert reads(copy_history, copy) == reads(live_history, live)

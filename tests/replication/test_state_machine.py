@@ -149,6 +149,8 @@ def test_snapshot_then_rest_of_log_gives_same_state() -> None:
 class Tally:
     """A snapshot part for the tests: counts applied entries."""
 
+    legacy_names: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         self.count = 0
 

@@ -146,10 +146,11 @@ class Archive:
         return None if row is None else decode_order(json.loads(row[0]))
 
     def closed_orders(
-        self, owner: str, symbol: str | None, since: int | None, limit: int
+        self, owner: str, symbol: str | None, since: int | None, limit: int, upto: int
     ) -> list[Order]:
-        """The owner's closed (filled, canceled, expired) orders, in the window."""
-        where, values = [f"owner = ? and {_CLOSED}"], [owner]
+        """The owner's closed (filled, canceled, expired) orders with ids up to ``upto``, in
+        the window."""
+        where, values = [f"owner = ? and id <= ? and {_CLOSED}"], [owner, upto]
         rows = self._window("orders", where, values, symbol, since, limit, "id")
         return [decode_order(json.loads(row[0])) for row in rows]
 

@@ -18,6 +18,8 @@ from here from then on.
 
 import asyncio
 import json
+import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from peerbook.wire.views import order_view
 __all__ = ["FLUSH_S", "AuditTrail"]
 
 FLUSH_S = 0.2
+_log = logging.getLogger(__name__)
 _FINAL = ("filled", "canceled", "expired")
 _STATE_COLUMN = 14
 
@@ -121,12 +124,22 @@ class AuditTrail:
 
     async def flush(self) -> None:
         """Write everything queued, in one transaction, on a worker thread."""
-        orders, trades, fills = list(self._orders.values()), self._trades, self._fills
+        queued, trades, fills = self._orders, self._trades, self._fills
         self._orders, self._trades, self._fills = {}, [], []
-        if orders or trades:
+        if not (queued or trades):
+            return
+        orders = list(queued.values())
+        try:
             await asyncio.to_thread(self._write, orders, trades, fills)
-            closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
-            self.on_written(max((row[0] for row in trades), default=0), closed)
+        except sqlite3.Error as exc:
+            # Kept for the next flush (rows queued since are newer and win), so nothing
+            # leaves memory that is not on disk, and the peer keeps serving meanwhile.
+            _log.error("writing the audit trail failed, retrying: %s", exc)
+            self._orders = {**queued, **self._orders}
+            self._trades, self._fills = trades + self._trades, fills + self._fills
+            return
+        closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
+        self.on_written(max((row[0] for row in trades), default=0), closed)
 
     def _write(
         self,

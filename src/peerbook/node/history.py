@@ -24,7 +24,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from peerbook.engine import Engine, Order, OrderAccepted, OrderState, TradeExecuted
+from peerbook.engine import Engine, Order, OrderAccepted, OrderState, Side, TradeExecuted
 from peerbook.engine.snapshot import decode_order
 from peerbook.errors import InvalidCommand, SnapshotError
 from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade, export
@@ -77,8 +77,11 @@ class History:
     """Trades by market, fills by order and by owner, and each owner's orders.
 
     Attributes:
+        legacy_names: the part's name in older snapshots (it held only the trades then).
         archived_trade_id: every trade up to this id is in the archive (0: none known).
     """
+
+    legacy_names: tuple[str, ...] = ("trades",)
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -168,8 +171,13 @@ class History:
             o for o in kept if (o.state in _OPEN) == open_orders and symbol in (None, o.symbol)
         ]
         if not open_orders and self._archive is not None:
+            # The archive may hold rows from before a restart that the engine has not applied
+            # again yet (ids above its sequence), and rows of orders still in memory, which
+            # must not crowd archived ones out of the window.
             ids = {o.order_id for o in kept}
-            archived = self._archive.closed_orders(owner, symbol, since, limit)
+            archived = self._archive.closed_orders(
+                owner, symbol, since, limit + len(ids), self._engine.sequence
+            )
             chosen = sorted(
                 [*(o for o in archived if o.order_id not in ids), *chosen],
                 key=lambda o: o.order_id,
@@ -226,32 +234,55 @@ class History:
         Raises:
             SnapshotError: not a dump of this engine's retired orders, markets and trades.
         """
+        if isinstance(document, list):  # the "trades" part of snapshot format before 2026-11-26
+            document = {"orders": [], "trades": document}
         if not isinstance(document, dict) or set(document) != {"orders", "trades"}:
             raise SnapshotError("the history is not an object of orders and trades")
         rows, trade_rows = document["orders"], document["trades"]
         if not isinstance(rows, list) or not isinstance(trade_rows, list):
             raise SnapshotError("the history's orders and trades are not lists")
         orders = [decode_order(row) for row in rows]
-        if len(orders) != engine.retired_count:
-            raise SnapshotError(
-                f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
-            )
-        for order in orders:
-            if engine.retired(order.order_id) != (order.order_id, order.owner, order.symbol,
-                                                  order.state):  # fmt: skip
-                raise SnapshotError(f"order {order.order_id} is not retired as the history says")
+        self._check_retired(orders, engine)
         trades: list[TradeExecuted] = []
         last = 0
         for row in trade_rows:
             trade = decode_trade(row)
-            if trade.symbol not in engine.markets or trade.trade_id <= last:
-                raise SnapshotError(f"not a trade of this engine: {row!r:.80}")
+            if trade.symbol not in engine.markets or trade.trade_id != last + 1:
+                raise SnapshotError(f"not the next trade of this engine: {row!r:.80}")
             for order_id in (trade.taker_order_id, trade.maker_order_id):
                 if engine.order(order_id) is None and engine.retired(order_id) is None:
                     raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
             last = trade.trade_id
             trades.append(trade)
+        if last != engine.trade_count:
+            raise SnapshotError(f"the history holds {last} trades, the engine {engine.trade_count}")
         return orders, trades
+
+    @staticmethod
+    def _check_retired(orders: list[Order], engine: Engine) -> None:
+        """The records are exactly the engine's retired orders, once each, with the fills
+        the engine counts for them (so that `Engine.reinstate` cannot fail half way)."""
+        if len(orders) != engine.retired_count:
+            raise SnapshotError(
+                f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
+            )
+        filled: dict[tuple[str, Side], int] = {}
+        last = 0
+        for order in orders:
+            if order.order_id <= last or engine.retired(order.order_id) != (
+                order.order_id, order.owner, order.symbol, order.state
+            ):  # fmt: skip
+                raise SnapshotError(f"order {order.order_id} is not retired as the history says")
+            if order.client_order_id is not None and engine.order_id_by_client_id(
+                order.owner, order.client_order_id
+            ) != order.order_id:  # fmt: skip
+                raise SnapshotError(f"order {order.order_id}'s client order id maps elsewhere")
+            last = order.order_id
+            if order.filled:
+                key = (order.symbol, order.side)
+                filled[key] = filled.get(key, 0) + order.filled
+        if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
+            raise SnapshotError("the retired orders' fills disagree with the engine's")
 
     def load(self, parsed: tuple[list[Order], list[TradeExecuted]]) -> None:
         """Start over from the (already restored) engine, with the retired orders' full

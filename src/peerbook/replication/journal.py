@@ -53,9 +53,11 @@ class AtomicJournal(Journal):  # type: ignore[misc]
         with contextlib.suppress(FileNotFoundError):  # the fresh journal's (unused) metadata
             os.unlink(f"{fresh_path}.meta")
         self._file.onOneSecondTimer()  # the term, vote and commit index stay in DIR/*.meta
-        self._file._destroy()
+        # Renamed while the old file is still open: should the rename fail, the journal in
+        # use is untouched; once it is done, the old mapping is closed and the new one read.
         os.replace(fresh_path, self._path)
         _fsync(os.path.dirname(os.path.abspath(self._path)))
+        self._file._destroy()
         self._file = FileJournal(self._path)
 
     # Everything else is the library's journal.

@@ -36,8 +36,11 @@ import contextlib
 import gc
 import hashlib
 import json
+import logging
 import os
 import signal
+import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,10 @@ from pysyncobj.node import Node
 from peerbook.errors import SnapshotError
 from peerbook.replication.state_machine import OrderStateMachine
 
-__all__ = ["SnapshotStore"]
+__all__ = ["RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary"]
+
+RETRY_AFTER_FAILURE_S = 10
+_log = logging.getLogger(__name__)
 
 _NOT_SERIALIZING: int = _STATE.NOT_SERIALIZING
 _SERIALIZING: int = _STATE.SERIALIZING
@@ -79,6 +85,7 @@ class SnapshotStore:
         self._machine = machine
         self._on_failure = on_failure
         self._child: int | None = None
+        self._retry_at = 0.0
         self.written = 0
         for stale in path.parent.glob(f"{path.name}.partial.*"):
             stale.unlink(missing_ok=True)
@@ -88,7 +95,7 @@ class SnapshotStore:
     def serialize(self, temporary: str, raft_data: tuple[_Entry, _Entry, set[Node]]) -> None:
         """Start writing a snapshot of the state as it is now (the ``serializer`` hook)."""
         Path(temporary).unlink(missing_ok=True)  # the library's rename must find nothing
-        if self._child is not None:
+        if self._child is not None or time.monotonic() < self._retry_at:
             return
         last, before_last, members = raft_data
         header = {
@@ -114,6 +121,8 @@ class SnapshotStore:
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
                        header, self._machine.snapshot())  # fmt: skip
                 code = 0
+            except BaseException:  # the reason goes to the peer's log (standard error)
+                traceback.print_exc()
             finally:
                 os._exit(code)
         self._child = child
@@ -134,6 +143,13 @@ class SnapshotStore:
         partial = self.path.with_name(f"{self.path.name}.partial.{child}")
         if status != 0:
             partial.unlink(missing_ok=True)
+            # Not again on the next tick: a snapshot that cannot be written (its reason is in
+            # the log) would otherwise fork the peer again and again.
+            self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
+            _log.warning(
+                "writing a snapshot failed (exit status %d); next attempt in %d s",
+                status, RETRY_AFTER_FAILURE_S,
+            )  # fmt: skip
             return _FAILED
         os.replace(partial, self.path)
         directory = os.open(self.path.parent, os.O_RDONLY)

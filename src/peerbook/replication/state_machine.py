@@ -45,8 +45,13 @@ class SnapshotPart(Protocol):
     """State derived from applied entries that the engine does not hold (the trade history)
     but that a snapshot must carry, because the entries it came from are compacted away."""
 
+    legacy_names: tuple[str, ...]
+    """Names the part had in older snapshots, still read."""
+
     def dump(self) -> Any:
-        """The part's state as JSON-ready data, equal on every peer at the same index."""
+        """The part's state as JSON-ready data: what a peer that installs it needs to hold
+        the same state (not necessarily the same bytes on every peer: a peer's history part
+        holds the orders it retired)."""
 
     def parse(self, document: Any, engine: Engine) -> Any:
         """Check ``document`` (a `dump`, maybe from another peer) against the restored
@@ -152,10 +157,16 @@ class OrderStateMachine:
         if type(applied) is not int or type(rejected) is not int or min(applied, rejected) < 0:
             raise SnapshotError("state machine snapshot counters are not natural numbers")
         parts = document.get("parts")
-        if not isinstance(parts, dict) or not set(self.parts) <= set(parts):
-            raise SnapshotError(f"state machine snapshot lacks a part of {sorted(self.parts)}")
+        if not isinstance(parts, dict):
+            raise SnapshotError("state machine snapshot parts are not an object")
+        found = {}
+        for name, part in self.parts.items():
+            names = [n for n in (name, *part.legacy_names) if n in parts]
+            if not names:
+                raise SnapshotError(f"state machine snapshot lacks the part {name}")
+            found[name] = parts[names[0]]
         engine = restore_document(document.get("engine"))
-        loaded = [(part, part.parse(parts[name], engine)) for name, part in self.parts.items()]
+        loaded = [(part, part.parse(found[name], engine)) for name, part in self.parts.items()]
         self.engine.assume(engine)
         self.applied_index, self.rejected_entries = applied, rejected
         for part, parsed in loaded:

@@ -1,8 +1,8 @@
 """One replicated-log member in its own process, driven over RPC: the multi-process test rig.
 
 ``python -m peerbook.testing.member --address H:P --partners H:P,H:P --secret HEX
-[--data-dir DIR [--snapshot-every ENTRIES]]`` runs a `RaftLog` member (its state machine carrying the peer's history as a snapshot part,
-held in memory) whose RPC server (on
+[--data-dir DIR [--snapshot-every ENTRIES]]`` runs a `RaftLog` member (its state machine
+carrying the peer's history, in memory, as a snapshot part) whose RPC server (on
 ``--address``) answers the Raft transport and a small control service for tests and benchmarks:
 
 - ``["submit", [COMMAND, ...]]``: batch and propose section-7 commands (``op``, ``owner``,
