@@ -7,12 +7,14 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import Node
 
 from peerbook.engine import Engine
+from peerbook.errors import SnapshotError
 from peerbook.replication import OrderStateMachine
-from peerbook.replication.snapshot_store import SnapshotStore
+from peerbook.replication.snapshot_store import RETRY_AFTER_FAILURE_S, SnapshotStore
 from tests.replication.test_state_machine import entries_of, random_commands
 
 _SUCCESS, _SERIALIZING = SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.SERIALIZING
@@ -93,3 +95,26 @@ def test_a_corrupt_file_is_reported_and_refused(tmp_path: Path) -> None:
     except Exception as exc:  # the library catches whatever the hook raises
         assert "does not match its header" in str(exc)
     assert failures and target.snapshot() == before
+
+
+def test_a_snapshot_that_fails_says_why_and_is_not_retried_at_once(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = loaded_machine(5)
+
+    def broken() -> bytes:  # runs in the child
+        raise SnapshotError("the audit trail lacks order 7")
+
+    machine.snapshot = broken  # type: ignore[method-assign]
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    raft_data = ((b"x", 2, 1), (b"y", 1, 1), set[Node]())
+    store.serialize(str(tmp_path / "t"), raft_data)
+    assert wait_written(store) == SERIALIZER_STATE.FAILED
+    assert "the audit trail lacks order 7" in capfd.readouterr().err
+    store.serialize(str(tmp_path / "t"), raft_data)  # at once again: nothing is forked
+    assert store.check() == SERIALIZER_STATE.NOT_SERIALIZING
+    later = time.monotonic() + RETRY_AFTER_FAILURE_S + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    store.serialize(str(tmp_path / "t"), raft_data)  # after the pause: tried again
+    assert store.check() in (_SERIALIZING, SERIALIZER_STATE.FAILED)
+    assert not (tmp_path / "raft.snapshot").exists()

@@ -121,8 +121,9 @@ class SnapshotStore:
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
                        header, self._machine.snapshot())  # fmt: skip
                 code = 0
-            except BaseException:  # the reason goes to the peer's log (standard error)
-                traceback.print_exc()
+            except BaseException:  # the reason goes to standard error (the peer's log)
+                with contextlib.suppress(OSError):  # to descriptor 2: sys.stderr may be closed
+                    os.write(2, traceback.format_exc().encode(errors="replace"))
             finally:
                 os._exit(code)
         self._child = child
