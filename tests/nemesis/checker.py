@@ -5,8 +5,10 @@ faults are healed) reads the history and asks every peer, and prints one JSON su
 
 - converged: every peer reports the same (applied, digest), and an offline replay of a peer's
   command log gives that digest too;
-- lost: acknowledged orders missing (or different) on some peer;
-- duplicated: a clientOrderId with more than one order;
+- lost: acknowledged orders missing (or different) in the replayed log, or at some peer
+  (every peer is asked for every acknowledged order, or for a seeded sample of
+  `LOOKUP_SAMPLE` of them in a long run);
+- duplicated: a clientOrderId with more than one order (in the replayed log: every order);
 - phantoms: orders whose clientOrderId no client ever sent;
 - unknowns: operations whose outcome was unknown, and how they resolved (present or absent);
 - book_crossed: a book that rests crossed;
@@ -15,10 +17,15 @@ faults are healed) reads the history and asks every peer, and prints one JSON su
 
 `check` is also called directly by the checker's own tests, with doctored answers, to prove
 that it fails when it must (the negative controls).
+
+``--offline CONFIG.json`` checks a run kept with ``--keep`` after its cluster is gone: every
+peer's state is its command log replayed (the same digest it reported, by construction of
+`peerbook replay`), and the live checks (liveness after healing, bad input) are left out.
 """
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import time
@@ -30,13 +37,18 @@ from typing import Any
 from peerbook.client import AsyncClient, NetworkError, PeerbookClientError
 from peerbook.node.command_log import replay_arguments
 
-__all__ = ["Observed", "check", "observe"]
+__all__ = ["LOOKUP_SAMPLE", "Observed", "check", "observe"]
+
+LOOKUP_SAMPLE = 20_000
+"""How many acknowledged orders each peer is asked for, at most (the replayed log is checked
+for all of them)."""
 
 Observed = dict[str, Any]
 """What the peers answered: ``statuses``, ``orders`` (by peer: list of order dicts as that
 peer's owner sees them), ``lookup`` (by peer: order id -> order or None, for every
-acknowledged id), ``by_cid`` (owner -> cid -> order or None, for unknown cids), ``books``,
-``replayed`` (applied and digest of the offline replay)."""
+acknowledged id looked up), ``by_cid`` (owner -> cid -> order or None, for unknown cids),
+``books``, ``replayed`` (applied and digest of the offline replay, and ``orders``: every
+order of the log by id, when known)."""
 
 
 def _outcomes(history: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -62,10 +74,16 @@ def check(history: list[dict[str, Any]], observed: Observed) -> dict[str, Any]:
     replay_state = (observed["replayed"]["applied"], observed["replayed"]["digest"])
     converged = len(states) == 1 and replay_state in states
     lost = []
+    logged = observed["replayed"].get("orders")
+    places = list(observed["lookup"].items())
+    if logged is not None:
+        places.append(("log", logged))
     for (peer, cid), state in outcomes.items():
         if state["id"] is None:
             continue
-        for where, lookup in observed["lookup"].items():
+        for where, lookup in places:
+            if where != "log" and state["id"] not in lookup:
+                continue  # not in this peer's sample
             order = lookup.get(state["id"])
             if order is None or order["clientOrderId"] != cid or order["info"]["peer"] != peer:
                 lost.append({"peer": peer, "cid": cid, "id": state["id"], "missing_at": where})
@@ -102,6 +120,9 @@ def check(history: list[dict[str, Any]], observed: Observed) -> dict[str, Any]:
         "duplicated": len(duplicated),
         "phantoms": len(phantoms),
         "converged": converged,
+        "looked_up_per_peer": max(
+            (len(lookup) for lookup in observed["lookup"].values()), default=0
+        ),
         "book_crossed": crossed,
         "examples": {"lost": lost[:5], "duplicated": duplicated[:5], "phantoms": phantoms[:5]},
     }
@@ -148,17 +169,14 @@ async def observe(config: dict[str, Any], history: list[dict[str, Any]]) -> Obse
                 except PeerbookClientError:
                     return None
 
+        ids = _sample(acked, config.get("seed", 0))
         for peer, reader in readers.items():
-            ids = sorted(acked)
             found = await asyncio.gather(*(find(reader, i) for i in ids))
             lookup[peer] = dict(zip(ids, found, strict=True))
         owners = {p["peer"]: AsyncClient.from_data_dir(grape, Path(p["data_dir"]), network=network)
                   for p in config["peers"]}  # fmt: skip
-        orders: dict[str, list[Any]] = {}
         by_cid: dict[str, dict[str, Any]] = {}
         for peer, owner in owners.items():
-            orders[peer] = (await _retrying(owner.fetch_open_orders)) + (
-                await _retrying(owner.fetch_closed_orders))  # fmt: skip
             by_cid[peer] = {}
             for (who, cid), state in outcomes.items():
                 if who == peer and state["unknown"] and state["id"] is None:
@@ -172,11 +190,70 @@ async def observe(config: dict[str, Any], history: list[dict[str, Any]]) -> Obse
     finally:
         for reader in readers.values():
             await reader.close()
-    log = Path(config["peers"][0]["data_dir"]) / "commands.jsonl"
-    replayed = subprocess.run([sys.executable, "-m", "peerbook", "replay", *replay_arguments(log)],
-                              capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
-    return {"statuses": statuses, "orders": orders, "lookup": lookup, "by_cid": by_cid,
-            "books": books, "replayed": json.loads(replayed.stdout.splitlines()[-1])}  # fmt: skip
+    replayed = replay(Path(config["peers"][0]["data_dir"]))
+    return {"statuses": statuses, "orders": _by_owner(replayed["orders"].values()),
+            "lookup": lookup, "by_cid": by_cid, "books": books, "replayed": replayed}  # fmt: skip
+
+
+def _sample(acked: set[str], seed: int) -> list[str]:
+    ids = sorted(acked, key=int)
+    if len(ids) <= LOOKUP_SAMPLE:
+        return ids
+    return sorted(random.Random(seed).sample(ids, LOOKUP_SAMPLE), key=int)
+
+
+def _by_owner(orders: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    owned: dict[str, list[dict[str, Any]]] = {}
+    for order in orders:
+        owned.setdefault(order["info"]["peer"], []).append(order)
+    return owned
+
+
+def replay(data_dir: Path) -> dict[str, Any]:
+    """A peer's command log replayed offline: ``applied``, ``digest`` and ``orders`` (every
+    order of the log, by id, in its final state)."""
+    arguments = replay_arguments(data_dir / "commands.jsonl")
+    done = subprocess.run([sys.executable, "-m", "peerbook", "replay", *arguments],
+                          capture_output=True, text=True, check=True, timeout=900)  # fmt: skip
+    orders: dict[str, Any] = {}
+    last: dict[str, Any] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith('{"order"'):
+            order = json.loads(line)["order"]
+            orders[order["id"]] = order
+        elif line.startswith('{"applied"'):
+            last = json.loads(line)
+    return {"applied": last["applied"], "digest": last["digest"], "orders": orders}
+
+
+def observe_offline(config: dict[str, Any], history: list[dict[str, Any]]) -> Observed:
+    """What the peers of a kept run held, from their command logs (the cluster is gone)."""
+    outcomes = _outcomes(history)
+    ids = _sample({s["id"] for s in outcomes.values() if s["id"] is not None},
+                  config.get("seed", 0))  # fmt: skip
+    statuses, lookup, books = [], {}, {}
+    replayed: dict[str, Any] = {}
+    for peer in config["peers"]:
+        replayed = replay(Path(peer["data_dir"]))
+        orders = replayed["orders"]
+        statuses.append({"applied": replayed["applied"], "digest": replayed["digest"]})
+        lookup[peer["peer"]] = {i: orders.get(i) for i in ids}
+        books[peer["peer"]] = _book(orders.values())
+    by_cid: dict[str, dict[str, Any]] = {}
+    by_key = {(o["info"]["peer"], o["clientOrderId"]): o for o in replayed["orders"].values()}
+    for (peer, cid), state in outcomes.items():
+        if state["unknown"] and state["id"] is None:
+            by_cid.setdefault(peer, {})[cid] = by_key.get((peer, cid))
+    return {"statuses": statuses, "orders": _by_owner(replayed["orders"].values()),
+            "lookup": lookup, "by_cid": by_cid, "books": books, "replayed": replayed}  # fmt: skip
+
+
+def _book(orders: Iterable[dict[str, Any]]) -> dict[str, list[list[str]]]:
+    """The best bid and ask of the resting BTC/USD orders (enough to see a crossed book)."""
+    resting = [o for o in orders if o["status"] == "open" and o["symbol"] == "BTC/USD"]
+    bids = sorted((o for o in resting if o["side"] == "buy"), key=lambda o: -Decimal(o["price"]))
+    asks = sorted((o for o in resting if o["side"] == "sell"), key=lambda o: Decimal(o["price"]))
+    return {"bids": [[o["price"]] for o in bids[:1]], "asks": [[o["price"]] for o in asks[:1]]}
 
 
 async def liveness_and_bad_input(config: dict[str, Any]) -> dict[str, Any]:
@@ -223,5 +300,15 @@ async def main(config: dict[str, Any]) -> None:
     print(json.dumps(summary), flush=True)
 
 
+def main_offline(config: dict[str, Any]) -> None:
+    history = [json.loads(line) for line in Path(config["history"]).read_text().splitlines()]
+    summary = check(history, observe_offline(config, history))
+    summary.update({"offline": True, "liveness_ms": None, "bad_input": None})
+    print(json.dumps(summary), flush=True)
+
+
 if __name__ == "__main__":
-    asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
+    if sys.argv[1] == "--offline":
+        main_offline(json.loads(Path(sys.argv[2]).read_text()))
+    else:
+        asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))

@@ -275,7 +275,8 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 await network.restart(peer)
         checked = subprocess.run(fabric.command("clients", [sys.executable, "-m",
                                  "tests.nemesis.checker", str(config_file)]),
-                                 capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+                                 capture_output=True, text=True, check=False,
+                                 timeout=600 + args.duration)  # fmt: skip
         if checked.returncode != 0:
             return {"ok": False, "checker_error": checked.stderr[-3000:]}
         summary: dict[str, Any] = json.loads(checked.stdout.splitlines()[-1])

@@ -37,7 +37,7 @@ def honest() -> Observed:
         "lookup": {"p1": dict(lookup), "p2": dict(lookup)},
         "by_cid": {"p2": {"c": None}},
         "books": {"p1": {"bids": [["99", "1", 1]], "asks": [["100", "1", 1]]}},
-        "replayed": {"applied": 2, "digest": DIGEST},
+        "replayed": {"applied": 2, "digest": DIGEST, "orders": dict(lookup)},
     }
 
 
@@ -83,3 +83,17 @@ def test_a_crossed_book_fails() -> None:
     observed = honest()
     observed["books"]["p1"] = {"bids": [["101", "1", 1]], "asks": [["100", "1", 1]]}
     assert not check(history(), observed)["ok"]
+
+
+def test_an_acknowledged_order_missing_from_the_log_fails() -> None:
+    observed = honest()
+    del observed["replayed"]["orders"]["2"]
+    summary = check(history(), observed)
+    assert not summary["ok"] and summary["examples"]["lost"][0]["missing_at"] == "log"
+
+
+def test_orders_left_out_of_a_peers_sample_are_not_lost() -> None:
+    observed = honest()
+    del observed["lookup"]["p2"]["1"]  # a long run asks each peer for a sample only
+    summary = check(history(), observed)
+    assert summary["ok"] and summary["looked_up_per_peer"] == 2
