@@ -118,3 +118,24 @@ def test_a_snapshot_that_fails_says_why_and_is_not_retried_at_once(
     store.serialize(str(tmp_path / "t"), raft_data)  # after the pause: tried again
     assert store.check() in (_SERIALIZING, SERIALIZER_STATE.FAILED)
     assert not (tmp_path / "raft.snapshot").exists()
+
+
+def test_a_machine_past_the_snapshot_goes_back_to_it(tmp_path: Path) -> None:
+    # The library counts the snapshot's last entry as the last applied and delivers every
+    # later entry again; a machine that stayed ahead would skip them and diverge.
+    texts = entries_of(random_commands(17, 200 * 20), 20)
+    older = OrderStateMachine(Engine())
+    for index, text in enumerate(texts[:100], start=1):
+        older.apply(index, text)
+    store = SnapshotStore(tmp_path / "raft.snapshot", older, lambda reason: None)
+    store.serialize(str(tmp_path / "t"), ((b"x", 100, 1), (b"y", 99, 1), set[Node]()))
+    assert wait_written(store) == _SUCCESS
+    ahead = OrderStateMachine(Engine())
+    for index, text in enumerate(texts, start=1):
+        ahead.apply(index, text)
+    whole = ahead.snapshot()
+    SnapshotStore(store.path, ahead, lambda reason: None).load(str(store.path))
+    assert ahead.applied_index == 100 and ahead.snapshot() == older.snapshot()
+    for index, text in enumerate(texts[100:], start=101):  # delivered again by the library
+        ahead.apply(index, text)
+    assert ahead.snapshot() == whole

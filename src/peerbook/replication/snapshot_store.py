@@ -180,9 +180,14 @@ class SnapshotStore:
         ):
             raise SnapshotError("the snapshot body does not match its header")
         last, before_last = (_decode_entry(e) for e in header["entries"])
-        if self._machine.applied_index < last[1]:
-            # Otherwise the machine is already past the snapshot (a member restarted in the
-            # same process, as when a replica takes a seat): installing would take it back.
+        if self._machine.applied_index != last[1]:
+            # Also when the machine is past the snapshot: the library now counts the
+            # snapshot's last entry as the last one applied and delivers every entry after it
+            # again, so the machine must be back at the snapshot to apply them. (A follower
+            # sent an older snapshot has its journal cleared by the library; a machine that
+            # kept its later state would then skip the leader's entries up to its own applied
+            # index and diverge: found by the first soak, where such replicas acknowledged
+            # orders under ids the log never gave them.)
             self._machine.install(body)
         return last, before_last, {Node(member) for member in header["members"]}
 
