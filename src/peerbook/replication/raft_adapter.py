@@ -172,8 +172,9 @@ class RaftLog:
         """Restart this member's Raft member as a voter (``replica`` false) or as a replica,
         with ``partners`` the voting members: a replica that takes a free seat becomes a
         voter first and is then added (as a joiner is), and becomes a replica again if the
-        seat was taken meanwhile. The journal and snapshot are loaded again; entries the
-        state machine already applied are not applied twice."""
+        seat was taken meanwhile. The journal and snapshot are loaded again: the state
+        machine goes back to the snapshot and applies the journal's entries after it again,
+        which gives the state it had."""
         if replica == self.replica:
             return
         self._member.destroy()
