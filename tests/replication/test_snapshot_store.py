@@ -13,7 +13,7 @@ from pysyncobj.node import Node
 
 from peerbook.engine import Engine
 from peerbook.errors import SnapshotError
-from peerbook.replication import OrderStateMachine
+from peerbook.replication import OrderStateMachine, snapshot_store
 from peerbook.replication.snapshot_store import RETRY_AFTER_FAILURE_S, SnapshotStore
 from tests.replication.test_state_machine import entries_of, random_commands
 
@@ -139,3 +139,19 @@ def test_a_machine_past_the_snapshot_goes_back_to_it(tmp_path: Path) -> None:
     for index, text in enumerate(texts[100:], start=101):  # delivered again by the library
         ahead.apply(index, text)
     assert ahead.snapshot() == whole
+
+
+def test_a_child_past_its_deadline_is_ended_and_the_snapshot_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = loaded_machine(5)
+
+    def hanging() -> bytes:  # runs in the child
+        time.sleep(30)
+        return b""
+
+    machine.snapshot = hanging  # type: ignore[method-assign]
+    monkeypatch.setattr(snapshot_store, "CHILD_DEADLINE_S", 1)
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set[Node]()))
+    assert wait_written(store, timeout_s=20) == SERIALIZER_STATE.FAILED  # not after 30 s

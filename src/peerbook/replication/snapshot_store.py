@@ -51,9 +51,11 @@ from pysyncobj.node import Node
 from peerbook.errors import SnapshotError
 from peerbook.replication.state_machine import OrderStateMachine
 
-__all__ = ["RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary"]
+__all__ = ["CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary"]
 
 RETRY_AFTER_FAILURE_S = 10
+CHILD_DEADLINE_S = 900
+"""How long the forked child may take to write a snapshot before SIGALRM ends it."""
 _log = logging.getLogger(__name__)
 
 _NOT_SERIALIZING: int = _STATE.NOT_SERIALIZING
@@ -112,12 +114,14 @@ class SnapshotStore:
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
                 # Inherited listening sockets would keep the peer's ports bound after a kill
                 # -9 of the parent, so that a restart could not serve on them until this
                 # child is done: close every inherited descriptor. No collection either, so
                 # that no finalizer of an inherited object closes a reused descriptor.
                 gc.disable()
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+                signal.alarm(CHILD_DEADLINE_S)  # a child that hangs is killed, and it failed
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
                        header, self._machine.snapshot())  # fmt: skip
                 code = 0
