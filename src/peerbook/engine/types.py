@@ -23,6 +23,11 @@ class Side(_ReprAsName):
     BUY = 0  # takes from the asks, rests on the bids
     SELL = 1  # takes from the bids, rests on the asks
 
+    @property
+    def opposite(self) -> "Side":
+        """The other side (a trade's maker is on the taker's opposite side)."""
+        return Side.SELL if self is Side.BUY else Side.BUY
+
 
 class OrderType(_ReprAsName):
     """How an order is priced."""

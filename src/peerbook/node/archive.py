@@ -121,10 +121,6 @@ def decode_trade(row: Any) -> TradeExecuted:
                          taker_left, maker_left, timestamp)  # fmt: skip
 
 
-def _opposite(side: Side) -> Side:
-    return Side.SELL if side is Side.BUY else Side.BUY
-
-
 class Archive:
     """Reads orders and trades back from the audit trail's database at ``path``.
 
@@ -182,7 +178,7 @@ class Archive:
     @staticmethod
     def _fill(record: str, maker: int) -> Fill:
         trade = decode_trade(json.loads(record))
-        return Fill(trade, _opposite(trade.taker_side) if maker else trade.taker_side)
+        return Fill(trade, trade.taker_side.opposite if maker else trade.taker_side)
 
     def _window(
         self,

@@ -96,7 +96,7 @@ class Feed:
                 if type(event) is TradeExecuted:
                     market = engine.markets[event.symbol]
                     trades.setdefault(event.symbol, []).append(trade_view(event, market))
-                    maker_side = Side.SELL if event.taker_side is Side.BUY else Side.BUY
+                    maker_side = event.taker_side.opposite
                     touched.setdefault(event.symbol, set()).add((maker_side, event.price))
                 elif type(event) is OrderRested:
                     touched.setdefault(event.symbol, set()).add((event.side, event.price))
