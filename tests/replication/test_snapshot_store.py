@@ -2,8 +2,12 @@
 only `check` puts it in place, `load` installs it, and the child holds none of the parent's
 sockets (a kill -9 of the peer must free its ports at once for the restart)."""
 
+import contextlib
+import gc
 import os
 import socket
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +159,55 @@ def test_a_child_past_its_deadline_is_ended_and_the_snapshot_fails(
     store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
     store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set[Node]()))
     assert wait_written(store, timeout_s=20) == SERIALIZER_STATE.FAILED  # not after 30 s
+
+
+_allocating_after_fork = threading.Event()
+
+
+def _allocate_after_fork() -> None:
+    if _allocating_after_fork.is_set():
+        _ = [[n] for n in range(10_000)]
+
+
+os.register_at_fork(after_in_child=_allocate_after_fork)
+
+
+def test_a_child_never_collects_garbage_another_thread_could_be_locking(tmp_path: Path) -> None:
+    """Found in CI: a snapshot child hung for ever on a futex, before it had closed the
+    peer's sockets. At the fork, the audit trail's thread held an SQLite connection's lock;
+    a garbage collection in the child freed a cursor of that connection, whose finalizer
+    waits on that lock, held by a thread the child does not have. Here a long query holds
+    the lock, a cursor waits in a reference cycle to be collected, and the child allocates
+    right after the fork (as the interpreter's own after-fork code does, more of it)."""
+    db = sqlite3.connect(tmp_path / "audit.db", check_same_thread=False)
+    db.execute("create table t (x)")
+    db.executemany("insert into t values (?)", [(n,) for n in range(100)])
+    forever = (
+        "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
+    )
+
+    def query() -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # interrupted at the end
+            db.execute(forever).fetchall()
+
+    store = SnapshotStore(tmp_path / "raft.snapshot", loaded_machine(5), lambda reason: None)
+    locking = threading.Thread(target=query, daemon=True)
+    gc.disable()  # the cycle must reach the child: no collection in the parent until then
+    try:
+        cursor = db.execute("select x from t")  # a statement under way, in a cycle:
+        cycle: list[object] = [cursor]  # freed by the next collection only
+        cycle.append(cycle)
+        del cursor, cycle
+        locking.start()
+        time.sleep(0.3)  # the query holds the connection's lock from now on
+        gc.enable()
+        _allocating_after_fork.set()
+        store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set[Node]()))
+        _allocating_after_fork.clear()
+        assert wait_written(store, timeout_s=15) == _SUCCESS
+    finally:
+        _allocating_after_fork.clear()
+        gc.enable()
+        store.close()
+        db.interrupt()
+        locking.join(timeout=10)

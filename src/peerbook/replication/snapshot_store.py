@@ -106,22 +106,33 @@ class SnapshotStore:
             "entries": [_encode_entry(last), _encode_entry(before_last)],
             "members": sorted(str(node.id) for node in members if node is not None),
         }
-        child = os.fork()
+        # No garbage collection in the child, from the fork on: another thread of the peer
+        # (the audit trail's SQLite writer) may hold a library's lock at the moment of the
+        # fork, and a collection that frees one of that library's objects (a cursor in a
+        # cycle) would wait on the lock for ever, since its holder does not exist in the
+        # child. Disabled in the parent just before, because the child's first allocations
+        # (in the interpreter's own after-fork code) can already start a collection.
+        collecting, child = gc.isenabled(), -1
+        gc.disable()
+        try:
+            child = os.fork()
+        finally:
+            if child != 0 and collecting:
+                gc.enable()
         if child == 0:  # pragma: no cover - runs in the child, reported through its exit code
             code = 1
             try:
                 with contextlib.suppress(ValueError, OSError):  # the event loop's, not ours
+                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                    signal.alarm(CHILD_DEADLINE_S)  # a child that hangs is killed: it failed
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
                 # Inherited listening sockets would keep the peer's ports bound after a kill
                 # -9 of the parent, so that a restart could not serve on them until this
-                # child is done: close every inherited descriptor. No collection either, so
-                # that no finalizer of an inherited object closes a reused descriptor.
-                gc.disable()
+                # child is done: close every inherited descriptor (safe without collections:
+                # no finalizer of an inherited object can close a reused descriptor).
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-                signal.alarm(CHILD_DEADLINE_S)  # a child that hangs is killed, and it failed
                 _write(self.path.with_name(f"{self.path.name}.partial.{os.getpid()}"),
                        header, self._machine.snapshot())  # fmt: skip
                 code = 0
