@@ -19,15 +19,22 @@ def test_smoke_run_loses_nothing_and_converges(tmp_path: Path) -> None:
     reason = unavailable()
     if reason is not None:
         pytest.skip(reason)
-    done = subprocess.run(
+    run = subprocess.Popen(
         [sys.executable, "-m", "tests.nemesis.run", "--duration", "60", "--seed", "7",
          "--faults", "isolate-leader", "kill-leader", "pause-leader", "isolate-follower",
          "--keep", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=170, check=False,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    try:
+        stdout, stderr = run.communicate(timeout=170)
+    except subprocess.TimeoutExpired:
+        # SIGTERM, not SIGKILL: the run then stops its cluster and removes its namespaces.
+        run.terminate()
+        stdout, stderr = run.communicate(timeout=60)
+        pytest.fail(f"the smoke run took more than 170 s: {stdout[-2000:]} {stderr[-2000:]}")
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     summary = lines[-1]
-    assert done.returncode == 0, json.dumps(summary)[:3000] + done.stderr[-2000:]
+    assert run.returncode == 0, json.dumps(summary)[:3000] + stderr[-2000:]
     assert summary["acknowledged"] >= 1000
     assert summary["lost"] == summary["duplicated"] == summary["phantoms"] == 0
     assert summary["converged"] and not summary["book_crossed"]
