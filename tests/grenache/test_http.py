@@ -1,6 +1,7 @@
 """Python grape, Link, RPC server and client over real loopback sockets, with faults."""
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -205,6 +206,35 @@ def test_start_announcing_keeps_the_service_visible() -> None:
             await asyncio.sleep(0.3)
             assert await link.lookup("svc", fresh=True) == ["127.0.0.1:5001"]
             await link.close()
+
+    run(scenario())
+
+
+def test_an_announce_not_required_survives_a_grape_that_is_down_and_shows_up_later() -> None:
+    """A peer restarting while its grape is down must still start: the first announce may
+    fail, and the service is listed within seconds of the grape coming back."""
+
+    async def scenario() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        link = Link(f"http://127.0.0.1:{port}", announce_interval_s=30, timeout_s=1)
+        with pytest.raises(ConnectFailedError):
+            await link.start_announcing("svc", 5001)
+        await link.start_announcing("svc", 5001, required=False)
+        server = EmbeddedGrape(port=port)
+        await server.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                with contextlib.suppress(LookupEmptyError):
+                    if await link.lookup("svc", fresh=True) == ["127.0.0.1:5001"]:
+                        break
+                assert asyncio.get_running_loop().time() < deadline, "never announced"
+                await asyncio.sleep(0.1)
+        finally:
+            await link.close()
+            await server.stop()
 
     run(scenario())
 

@@ -182,13 +182,22 @@ class Link:
             raise GrenacheError(f"grape returned an item for {target} that does not verify")
         return item
 
-    async def start_announcing(self, name: str, port: int) -> None:
-        """Announce now (raising if that fails), then keep re-announcing in the background
-        until `stop_announcing` or `close`."""
-        await self.announce(name, port)
+    async def start_announcing(self, name: str, port: int, *, required: bool = True) -> None:
+        """Announce now, then keep re-announcing in the background until `stop_announcing`
+        or `close`. A first announce that fails raises if ``required``; otherwise it is
+        logged and retried within a second (a service restarting while its grape is down
+        or slow serves anyway, and shows up once the grape answers)."""
+        retry_s = self._announce_interval_s
+        try:
+            await self.announce(name, port)
+        except GrenacheError as exc:
+            if required:
+                raise
+            _log.warning("announce of %s on port %d failed, retrying: %s", name, port, exc)
+            retry_s = min(1.0, retry_s)
         key = (name, port)
         if key not in self._announcers:
-            self._announcers[key] = asyncio.create_task(self._reannounce(name, port))
+            self._announcers[key] = asyncio.create_task(self._reannounce(name, port, retry_s))
 
     async def stop_announcing(self, name: str, port: int) -> None:
         """Stop re-announcing. Grenache has no unannounce: the record fades in 80-160 s."""
@@ -197,8 +206,7 @@ class Link:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _reannounce(self, name: str, port: int) -> None:
-        interval = self._announce_interval_s
+    async def _reannounce(self, name: str, port: int, interval: float) -> None:
         while True:
             await asyncio.sleep(interval * self._rng.uniform(0.75, 1.25))
             try:

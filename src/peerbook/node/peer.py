@@ -364,10 +364,15 @@ class Peer:
             self._api_handler, host=config.host, message_bytes_max=BODY_BYTES_MAX
         )
         await self.ws_server.start()
+        # A restart serves even if its grape is down or slow: its members are known, and its
+        # services show up once the grape answers (a first start must reach the grape).
+        announces = [(f"peerbook:{config.network}:feed", self._feed.port)]
         for name in self.names:
-            await self._link.start_announcing(name, self.api_server.port)
-            await self._link.start_announcing(f"{name}:ws", self.ws_server.port)
-        await self._link.start_announcing(f"peerbook:{config.network}:feed", self._feed.port)
+            announces += [(name, self.api_server.port), (f"{name}:ws", self.ws_server.port)]
+        await asyncio.gather(*(
+            self._link.start_announcing(name, port, required=first_start)
+            for name, port in announces
+        ))  # fmt: skip
 
     async def _refuse_existing_network(self) -> None:
         """Two networks of one name on one grape would split every reader between two books:
