@@ -97,6 +97,47 @@ def test_reinstating_the_full_records_gives_the_engine_that_kept_them(
     assert snapshot(restored) == snapshot(keeper)
 
 
+class _Archive:
+    """A `RetiredClientIds` as a peer's audit trail is one: it holds an order's client order
+    id before the engine retires the order, and it may hold rows the engine must not believe
+    (orders past the engine's state, after a peer went back to a snapshot)."""
+
+    def __init__(self, length: int) -> None:
+        self.rows = {(o, f"c{n}"): 10**6 + n for o in OWNERS for n in range(length + 1)}
+
+    def order_id(self, owner: str, client_order_id: str) -> int | None:
+        return self.rows.get((owner, client_order_id))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 800))
+def test_client_ids_kept_on_disk_change_no_event_digest_or_answer(seed: int, length: int) -> None:
+    rng = random.Random(seed)
+    archive = _Archive(length)
+    keeper, retirer = Engine(), Engine()
+    retirer.keep_client_ids_in(archive)
+    for command in _with_late_cancels(seed, length):
+        assert retirer.apply(command) == keeper.apply(command)
+        for order_id in rng.sample(range(1, retirer.sequence + 1), min(retirer.sequence, 5)):
+            order = retirer.order(order_id)
+            if order is not None and order.client_order_id is not None:
+                archive.rows[order.owner, order.client_order_id] = order_id  # written first
+            retirer.retire(order_id)
+    assert retirer.digest() == keeper.digest()
+    retirer.check_invariants()
+    assert not list(retirer.retired_client_order_ids())  # none left in memory
+    for order in keeper.orders():
+        if order.client_order_id is not None:
+            found = retirer.order_id_by_client_id(order.owner, order.client_order_id)
+            assert found == order.order_id
+    # The snapshot lacks what left memory; reinstating the full records brings it back.
+    restored = restore(snapshot(retirer))
+    records = [copy.copy(keeper.order(r.order_id)) for r in restored.retired_orders()]
+    restored.reinstate(o for o in records if o is not None)
+    restored.check_invariants()
+    assert snapshot(restored) == snapshot(keeper)
+
+
 def test_reinstating_a_record_that_does_not_match_changes_nothing() -> None:
     engine = Engine()
     for command in random_stream(5, 400):

@@ -86,6 +86,11 @@ async def _archiving(tmp_path: Path, entries: list[str]) -> tuple[Any, Any, Orde
             checked_midway = True
     assert checked_midway
     assert archiver.engine.retired_count > 0
+    # Client order ids of retired orders are found on disk only, with the same outcomes.
+    assert archiver.engine.digest() == keeper.engine.digest()
+    assert not list(archiver.engine.retired_client_order_ids())
+    on_disk = (archive.order(r.order_id) for r in archiver.engine.retired_orders())
+    assert any(o is not None and o.client_order_id is not None for o in on_disk)
     assert history.archived_trade_id > 0
     answers = reads(history, archiver), reads(keeper_history, keeper)
     snapshot = archiver.snapshot()

@@ -26,7 +26,7 @@ from peerbook.engine.events import (
 from peerbook.engine.markets import DEFAULT_MARKETS, Market
 from peerbook.engine.matching import match
 from peerbook.engine.order import Order
-from peerbook.engine.retired import Retired, RetiredOrders
+from peerbook.engine.retired import Retired, RetiredClientIds, RetiredOrders
 from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand
 
@@ -78,6 +78,7 @@ class Engine:
         self._orders: dict[int, Order] = {}
         self._retired = RetiredOrders(tuple(self._markets))
         self._by_client_id: dict[tuple[str, str], int] = {}
+        self._retired_client_ids: RetiredClientIds | None = None
         self._owners: dict[str, str] = {}
         self.sequence = 0
         self.trade_count = 0
@@ -116,12 +117,21 @@ class Engine:
 
     def order_id_by_client_id(self, owner: str, client_order_id: str) -> int | None:
         """The id of the owner's order with this client order id (retired or not), or None."""
-        return self._by_client_id.get((owner, client_order_id))
+        found = self._by_client_id.get((owner, client_order_id))
+        if found is None and self._retired_client_ids is not None:
+            found = self._retired_client_ids.order_id(owner, client_order_id)
+            # Only an order this engine retired, of this owner: the store may also hold
+            # orders past this engine's state (a peer taken back to a snapshot).
+            if found is not None and (
+                (retired := self._retired.get(found)) is None or retired.owner != owner
+            ):
+                found = None
+        return found
 
     def order_by_client_id(self, owner: str, client_order_id: str) -> Order | None:
         """The owner's order with this client order id, in whatever state, or None (also once
         it was retired)."""
-        order_id = self._by_client_id.get((owner, client_order_id))
+        order_id = self.order_id_by_client_id(owner, client_order_id)
         return None if order_id is None else self._orders.get(order_id)
 
     def orders(self) -> Iterator[Order]:
@@ -162,7 +172,7 @@ class Engine:
     def _place(self, command: PlaceOrder, sequence: int) -> tuple[Event, ...]:
         owner, client_order_id = command.owner, command.client_order_id
         if client_order_id is not None and type(owner) is str and type(client_order_id) is str:
-            original = self._by_client_id.get((owner, client_order_id))
+            original = self.order_id_by_client_id(owner, client_order_id)
             if original is not None:
                 self._digest.add(records.record_duplicate(sequence, original))
                 return (DuplicateOrderIgnored(sequence, original, owner, client_order_id),)
@@ -251,7 +261,7 @@ class Engine:
             if order.owner != owner:
                 return ErrorClass.ORDER_NOT_FOUND, f"no open order {order_id} owned by peer {owner}"
         elif type(client_order_id) is str:
-            found = self._by_client_id.get((owner, client_order_id))
+            found = self.order_id_by_client_id(owner, client_order_id)
             if found is None:
                 return (
                     ErrorClass.ORDER_NOT_FOUND,
@@ -287,7 +297,20 @@ class Engine:
         ):
             return False
         del self._orders[order_id]
+        if order.client_order_id is not None and self._retired_client_ids is not None:
+            del self._by_client_id[order.owner, order.client_order_id]
         return True
+
+    def keep_client_ids_in(self, store: RetiredClientIds) -> None:
+        """From now on, let a retired order's client order id leave memory too: ``store``
+        must hold every order's (owner, client order id, id) before the order is retired
+        (a peer retires an order once its audit trail's database holds it). Invisible to
+        every outcome, as retiring is; the engine still does no I/O itself.
+
+        The engine's snapshot then lacks the client order ids that left memory: whoever
+        restores it must `reinstate` the retired orders' full records (the peer's
+        snapshot carries them, `peerbook.node.history`)."""
+        self._retired_client_ids = store
 
     def reinstate(self, orders: Iterable[Order]) -> None:
         """Put retired orders' full records back (after a snapshot install, where they came
@@ -306,9 +329,17 @@ class Engine:
             if retired is None or retired != (order.order_id, order.owner, order.symbol,
                                               order.state):  # fmt: skip
                 raise InvalidCommand(f"order {order.order_id} is not retired as {order!r}")
+            if (
+                order.client_order_id is not None
+                and self._by_client_id.get((order.owner, order.client_order_id), order.order_id)
+                != order.order_id
+            ):
+                raise InvalidCommand(f"order {order.order_id}'s client order id is another's")
         for order in records:
             order.owner = self._owners.setdefault(order.owner, order.owner)
             self._retired.remove(order.order_id, order.side, order.filled)
+            if order.client_order_id is not None:
+                self._by_client_id[order.owner, order.client_order_id] = order.order_id
         merged = heapq.merge(self._orders.values(), records, key=lambda o: o.order_id)
         self._orders = {order.order_id: order for order in merged}
 
@@ -334,7 +365,8 @@ class Engine:
 
     def retired_client_order_ids(self) -> Iterator[tuple[str, str, int]]:
         """(owner, client order id, order id) of every retired order placed with a client
-        order id, for `peerbook.engine.snapshot`."""
+        order id whose id is still in memory (`keep_client_ids_in`), for
+        `peerbook.engine.snapshot`."""
         retired = self._retired
         for (owner, client_order_id), order_id in self._by_client_id.items():
             if order_id not in self._orders and retired.get(order_id) is not None:

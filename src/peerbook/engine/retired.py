@@ -4,7 +4,10 @@ A closed order (filled, canceled, expired) never changes again, and the engine i
 only three facts about it to answer every later command exactly as if the full record were
 still there: its owner, market and final state (a cancel of it is refused with "order N is
 filled, not open", "no open order N owned by peer P" or "order N is not in market S"). Its
-client order id stays in the engine's deduplication map, which holds order ids.
+client order id stays in the engine's deduplication map, which holds order ids, unless the
+engine was given `RetiredClientIds`, a store that already holds it (the audit trail's
+database, on a peer): then it leaves memory too, and a lookup that misses in memory asks
+the store.
 
 So a peer that has put the full record somewhere else (the audit trail on disk) may retire
 the order (`Engine.retire`), and the engine keeps those three facts packed in four bytes,
@@ -14,17 +17,26 @@ retire on its own schedule, and `peerbook replay` never needs to.
 
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from peerbook.engine.types import OrderState, Side
 
-__all__ = ["Retired", "RetiredOrders"]
+__all__ = ["Retired", "RetiredClientIds", "RetiredOrders"]
 
 _STATES = tuple(OrderState)
 _STATE_BITS, _SYMBOL_BITS = 3, 7
 _OWNER_SHIFT = _STATE_BITS + _SYMBOL_BITS
 MAX_SYMBOLS = 1 << _SYMBOL_BITS
 MAX_OWNERS = 1 << (32 - _OWNER_SHIFT)
+
+
+class RetiredClientIds(Protocol):
+    """Where the engine finds the client order ids of retired orders once they left memory
+    (`Engine.keep_client_ids_in`). Read only, and never the source of truth alone: the
+    engine accepts an answer only for an order it retired, of the same owner."""
+
+    def order_id(self, owner: str, client_order_id: str) -> int | None:
+        """The id of the owner's order placed with this client order id, or None."""
 
 
 class Retired(NamedTuple):

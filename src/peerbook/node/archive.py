@@ -50,6 +50,8 @@ create table if not exists orders (
     timestamp integer not null, last_trade_timestamp integer, record text not null
 );
 create index if not exists orders_owner on orders (owner, id);
+create index if not exists orders_client on orders (owner, client_order_id)
+    where client_order_id is not null;
 create table if not exists trades (
     id integer primary key, symbol text not null, price text not null, amount text not null,
     cost text not null, taker_side text not null, taker_order integer not null,
@@ -87,8 +89,8 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         if db.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
             for table in _TABLES:
                 db.execute(f"drop table if exists {table}")
-            db.executescript(_SCHEMA)
-            db.execute(f"pragma user_version={SCHEMA_VERSION}")
+        db.executescript(_SCHEMA)  # also adds an index a database of this version lacks
+        db.execute(f"pragma user_version={SCHEMA_VERSION}")
     return db
 
 
@@ -140,6 +142,15 @@ class Archive:
         """The order with this id as last written, or None."""
         row = self._db.execute("select record from orders where id = ?", (order_id,)).fetchone()
         return None if row is None else decode_order(json.loads(row[0]))
+
+    def order_id(self, owner: str, client_order_id: str) -> int | None:
+        """The id of the owner's order placed with this client order id, or None (the
+        engine's `RetiredClientIds`: client order ids of retired orders are found here)."""
+        rows = self._db.execute(
+            "select id from orders where owner = ? and client_order_id = ?",
+            (owner, client_order_id),
+        ).fetchall()  # all: a statement left unfinished would hold an old read snapshot
+        return None if not rows else int(rows[0][0])
 
     def closed_orders(
         self, owner: str, symbol: str | None, since: int | None, limit: int, upto: int

@@ -93,8 +93,10 @@ class History:
         self._owner_orders: dict[str, dict[int, None]] = {}
 
     def attach(self, archive: Archive) -> None:
-        """Serve what leaves memory from ``archive`` (the audit trail's database)."""
+        """Serve what leaves memory from ``archive`` (the audit trail's database), where the
+        engine also finds the client order ids of the orders it retires from now on."""
         self._archive = archive
+        self._engine.keep_client_ids_in(archive)
 
     # -- following the log ----------------------------------------------------------------
 
@@ -267,16 +269,21 @@ class History:
                 f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
             )
         filled: dict[tuple[str, Side], int] = {}
+        client_ids: set[tuple[str, str]] = set()
         last = 0
         for order in orders:
             if order.order_id <= last or engine.retired(order.order_id) != (
                 order.order_id, order.owner, order.symbol, order.state
             ):  # fmt: skip
                 raise SnapshotError(f"order {order.order_id} is not retired as the history says")
-            if order.client_order_id is not None and engine.order_id_by_client_id(
-                order.owner, order.client_order_id
-            ) != order.order_id:  # fmt: skip
-                raise SnapshotError(f"order {order.order_id}'s client order id maps elsewhere")
+            if order.client_order_id is not None:
+                # Absent from the engine when the writer's engine kept it on disk only.
+                client_id = (order.owner, order.client_order_id)
+                if client_id in client_ids or engine.order_id_by_client_id(*client_id) not in (
+                    None, order.order_id,
+                ):  # fmt: skip
+                    raise SnapshotError(f"order {order.order_id}'s client order id maps elsewhere")
+                client_ids.add(client_id)
             last = order.order_id
             if order.filled:
                 key = (order.symbol, order.side)
