@@ -59,6 +59,15 @@ def test_uncommitted_entries_of_an_older_term_are_left_to_the_library() -> None:
     assert trim(local, message, commit_index=1) is message
 
 
+def test_an_older_terms_tail_is_cut_after_the_commit_index_not_before() -> None:
+    """The soak's case: the message's entries end below the follower's commit index, and
+    the follower's tail past that index is of an older term than the leader's."""
+    local = log(1, 1, 1, 1, 1, 1)  # 1..4 committed (and applied), 5..6 not known to be
+    message = append((2, 1), [(b"c3", 3, 1)])
+    assert apply_like_pysyncobj(local, message) == local[:3]  # the library's way: 4 lost
+    assert apply_like_pysyncobj(local, trim(local, message, commit_index=4)) == local[:4]
+
+
 def test_a_conflict_still_truncates_from_the_conflict() -> None:
     local = log(1, 1, 1, 1)
     message = append((1, 1), [(b"c2", 2, 1), (b"new3", 3, 2)])

@@ -82,9 +82,18 @@ def trim_overlap(
     # The follower holds more. Its committed entries are in the leader's log; an uncommitted
     # one is too if it is of the leader's own term (terms never decrease along a log, so the
     # first uncommitted entry tells for all that follow).
+    known = entry_at(max(last[1], commit_index))
     first_unsure = entry_at(max(last[1], commit_index) + 1)
     if first_unsure is None or first_unsure[2] == message["term"]:
         end = entry_at(last_index)
         if end is not None:
             return {**message, "prevLogIdx": end[1], "prevLogTerm": end[2], "entries": []}
+    # The tail after the last entry known to be in the leader's log (the message's, or the
+    # commit index) is of an older term and may not be: let the library cut it there, and
+    # no earlier. Cut at the message's last entry instead, it would also drop committed,
+    # applied entries (seen in the soak: a follower paused for six seconds, then sent a
+    # message that ended below its commit index, logged "truncating already-applied log
+    # entries").
+    if known is not None and known[1] > last[1]:
+        return {**message, "prevLogIdx": known[1], "prevLogTerm": known[2], "entries": []}
     return message
