@@ -22,10 +22,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @contextlib.contextmanager
-def grape_process() -> Iterator[tuple["subprocess.Popen[str]", str]]:
-    """A ``peerbook grape`` process on a free port and its URL; stopped (by PID) on exit."""
+def grape_process(port: int = 0) -> Iterator[tuple["subprocess.Popen[str]", str]]:
+    """A ``peerbook grape`` process on ``port`` (0: a free one) and its URL; stopped (by
+    PID) on exit."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "peerbook", "grape", "--port", "0"],
+        [sys.executable, "-m", "peerbook", "grape", "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )

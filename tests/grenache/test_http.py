@@ -21,6 +21,7 @@ from peerbook.errors import (
 from peerbook.grenache import EmbeddedGrape, Link, RpcClient, RpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.signing import public_key_hex
+from peerbook.grenache.transport import SHUTDOWN_GRACE_S
 
 
 async def echo(key: str, payload: Json) -> Json:
@@ -79,6 +80,31 @@ def test_request_map_and_compress_round_trip() -> None:
                 }
                 replies = await client.map("svc", 7, compress=True)
                 assert replies == [{"echo": 7, "key": "svc"}] * 2
+            await client.close()
+            await link.close()
+
+    run(scenario())
+
+
+def test_a_stopping_server_cuts_off_a_request_that_would_never_finish() -> None:
+    """A server stops within its grace period even with a request in flight for ever (a
+    write that can no longer commit); the client sees the connection end, not a reply."""
+
+    async def never(key: str, payload: Json) -> Json:
+        await asyncio.sleep(3600)
+        return None
+
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link, timeout_s=60)
+            async with service(link, "svc", never) as server:
+                request = asyncio.create_task(client.request("svc", 1))
+                await asyncio.sleep(0.3)  # the request is in the handler
+                async with asyncio.timeout(SHUTDOWN_GRACE_S + 10):
+                    await server.stop()
+                with pytest.raises(TransportError):
+                    await request
             await client.close()
             await link.close()
 

@@ -3,6 +3,7 @@ all, a minority that must refuse writes, and a late joiner. After each: no ackno
 lost, none doubled, every peer identical, and the command log replays to the same digest."""
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 
 from peerbook.client import AsyncClient, ExchangeNotAvailable, NetworkError
-from tests.node.conftest import Cluster, assert_log_replays, own_network
+from peerbook.testing.processes import stop_process
+from tests.conftest import grape_process
+from tests.node.conftest import Cluster, assert_log_replays, own_network, start_cluster
 
 
 @pytest.fixture
@@ -193,3 +196,28 @@ def test_beyond_the_voters_a_peer_follows_as_a_replica(three_voters: Cluster) ->
     cluster.run(cluster.network.restart(replica))
     assert cluster.statuses()[3]["role"] == "replica"
     check_everything_there(cluster, acked)
+
+
+def test_a_peer_restarted_while_its_grape_is_down_serves_and_is_found_again(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A restart must not depend on the grape: the peer knows its members from its data dir.
+    (Found by the soak: a restart whose first announce got no reply exited.)"""
+    with grape_process() as (grape, url):
+        cluster = start_cluster(tmp_path, url, 3, network=request.node.name[:40])
+        try:
+            peer = cluster.peers[2]
+            cluster.run(cluster.network.stop(peer))
+            stop_process(grape)
+            cluster.run(cluster.network.restart(peer))  # ready without a grape
+            with grape_process(int(url.rsplit(":", 1)[1])):
+                deadline = time.monotonic() + 60
+                while True:  # every peer is found again, and they agree
+                    with contextlib.suppress(NetworkError):
+                        if len({(i["applied"], i["digest"]) for i in cluster.statuses()}) == 1:
+                            break
+                    assert time.monotonic() < deadline, "the peers were not found again"
+                    time.sleep(0.5)
+                assert len(cluster.statuses()) == 3
+        finally:
+            cluster.close()

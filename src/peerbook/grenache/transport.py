@@ -120,11 +120,21 @@ async def ws_connect(
         raise TransportError(f"WebSocket to {url} failed: {exc!r}") from exc
 
 
+SHUTDOWN_GRACE_S = 3.0
+"""How long a stopping server lets requests in flight finish (aiohttp's default is 60 s).
+A write that is still waiting for its commit then is cut off: its client sees an unknown
+outcome and retries with the same client order id, which is safe. Found by the soak: a peer
+that had left its network took over 20 s to stop, its API draining writes that could no
+longer commit."""
+
+
 async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0: any free port); the runner (to clean up) and the
     port bound. Raises OSError if the port is taken. No access log, no signal handling:
     the process that embeds a server decides how it stops."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner, int(runner.addresses[0][1])
