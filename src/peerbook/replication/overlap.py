@@ -82,8 +82,8 @@ def trim_overlap(
     # The follower holds more. Its committed entries are in the leader's log; an uncommitted
     # one is too if it is of the leader's own term (terms never decrease along a log, so the
     # first uncommitted entry tells for all that follow).
-    known = entry_at(max(last[1], commit_index))
-    first_unsure = entry_at(max(last[1], commit_index) + 1)
+    known_index = max(last[1], commit_index)  # up to here, every entry is in the leader's log
+    first_unsure = entry_at(known_index + 1)
     if first_unsure is None or first_unsure[2] == message["term"]:
         end = entry_at(last_index)
         if end is not None:
@@ -94,6 +94,7 @@ def trim_overlap(
     # applied entries (seen in the soak: a follower paused for six seconds, then sent a
     # message that ended below its commit index, logged "truncating already-applied log
     # entries").
-    if known is not None and known[1] > last[1]:
+    known = entry_at(known_index)
+    if known is not None and known_index > last[1]:
         return {**message, "prevLogIdx": known[1], "prevLogTerm": known[2], "entries": []}
     return message
