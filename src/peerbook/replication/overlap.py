@@ -11,10 +11,17 @@ lose acknowledged entries (research note on the Raft library, section 3.8).
 `trim_overlap` rewrites such a message, before the library sees it, into one the library's rule
 handles correctly: the matching prefix is dropped and ``prevLogIdx``/``prevLogTerm`` move to the
 last matching entry, so that the library deletes only from the first real conflict. When every
-entry matches and the follower's log goes on beyond them, the message becomes a heartbeat at
-the end of the follower's log, which is safe only if that tail was written in the leader's own
-term (a leader never changes an entry of its term: Raft's Log Matching property); otherwise the
-message is left to the library.
+entry matches and the follower's log goes on beyond them, nothing may be deleted at all: that
+tail may hold entries this follower already acknowledged to the current leader (an older
+term's entries the leader re-sent, and its own after them), which the leader has counted
+towards a commit. Such a message becomes a heartbeat at the end of the follower's log, and
+`Trimmed.claim` says how far the follower may claim to share the leader's log: the library
+would answer "I hold all of it", which is true of the entries up to the message's last one,
+of committed entries (Raft's Leader Completeness) and of a log that ends with an entry of the
+leader's own term (Raft's Log Matching), but not of an older term's entries nothing has
+checked. The transport caps the answer, and the commit index the follower adopts,
+at the claim; the leader then re-sends from there, and a real conflict in that tail is found
+and cut as usual.
 
 A second deviation: a follower that lacks ``prevLogIdx`` answers "resume after my last
 entry". When its tail holds uncommitted entries of an old term (a deposed leader's), the
@@ -28,11 +35,23 @@ leader's log (Leader Completeness), and the matching-prefix rule above takes ove
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["trim_overlap"]
+__all__ = ["Trimmed", "trim_overlap"]
 
 Entry = tuple[bytes, int, int]  # (command, index, term), as pysyncobj stores them
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """What to hand to the library instead of an ``append_entries`` message."""
+
+    message: dict[str, Any]
+    claim: int | None = None
+    """The last index the follower may report as shared with the leader in its answer to
+    ``message`` (its ``next_node_idx`` at most ``claim + 1``), and the highest commit index it
+    may adopt from it; None when the library's own answer is exact."""
 
 
 def trim_overlap(
@@ -40,8 +59,9 @@ def trim_overlap(
     entry_at: Callable[[int], Entry | None],
     last_index: int,
     commit_index: int,
-) -> dict[str, Any]:
-    """The message to hand to the library instead of ``message``.
+) -> Trimmed:
+    """The message to hand to the library instead of ``message``, and the claim its answer
+    must not exceed.
 
     Args:
         message: an ``append_entries`` message with ``prevLogIdx`` (a heartbeat carries no
@@ -53,12 +73,13 @@ def trim_overlap(
     """
     entries: list[Entry] = message.get("entries") or []
     if "transmission" in message:
-        return message
+        return Trimmed(message)
     if message["prevLogIdx"] > last_index > commit_index:
-        return {**message, "prevLogIdx": commit_index + 1, "prevLogTerm": -1, "entries": []}
+        mismatch = {**message, "prevLogIdx": commit_index + 1, "prevLogTerm": -1, "entries": []}
+        return Trimmed(mismatch)
     previous = entry_at(message["prevLogIdx"])
     if previous is None or previous[2] != message["prevLogTerm"]:
-        return message  # the library answers a mismatch itself
+        return Trimmed(message)  # the library answers a mismatch itself
     matched = 0
     for entry in entries:
         local = entry_at(entry[1])
@@ -67,34 +88,21 @@ def trim_overlap(
         matched += 1
     if matched < len(entries):
         if matched == 0:
-            return message  # a conflict at the first entry, or new entries past our end
+            return Trimmed(message)  # a conflict at the first entry, or new entries past our end
         last = entries[matched - 1]
-        return {
-            **message,
-            "prevLogIdx": last[1],
-            "prevLogTerm": last[2],
-            "entries": entries[matched:],
-        }
-    # Every entry matched (a heartbeat matches trivially): nothing should be deleted.
+        return Trimmed(
+            {**message, "prevLogIdx": last[1], "prevLogTerm": last[2], "entries": entries[matched:]}
+        )
+    # Every entry matched (a heartbeat matches trivially): nothing may be deleted.
     last = entries[-1] if entries else previous
-    if last_index == last[1]:
-        return {**message, "prevLogIdx": last[1], "prevLogTerm": last[2], "entries": []}
-    # The follower holds more. Its committed entries are in the leader's log; an uncommitted
-    # one is too if it is of the leader's own term (terms never decrease along a log, so the
-    # first uncommitted entry tells for all that follow).
-    known_index = max(last[1], commit_index)  # up to here, every entry is in the leader's log
-    first_unsure = entry_at(known_index + 1)
-    if first_unsure is None or first_unsure[2] == message["term"]:
-        end = entry_at(last_index)
-        if end is not None:
-            return {**message, "prevLogIdx": end[1], "prevLogTerm": end[2], "entries": []}
-    # The tail after the last entry known to be in the leader's log (the message's, or the
-    # commit index) is of an older term and may not be: let the library cut it there, and
-    # no earlier. Cut at the message's last entry instead, it would also drop committed,
-    # applied entries (seen in the soak: a follower paused for six seconds, then sent a
-    # message that ended below its commit index, logged "truncating already-applied log
-    # entries").
-    known = entry_at(known_index)
-    if known is not None and known_index > last[1]:
-        return {**message, "prevLogIdx": known[1], "prevLogTerm": known[2], "entries": []}
-    return message
+    end = entry_at(last_index)
+    if last_index == last[1] or end is None:
+        return Trimmed({**message, "prevLogIdx": last[1], "prevLogTerm": last[2], "entries": []})
+    # The follower holds more. If its last entry is of the leader's term, all of it is the
+    # leader's (Log Matching: an entry of that term came from this leader, after a check of
+    # everything before it). Otherwise it shares what the message checked and what it has
+    # committed (Leader Completeness), and perhaps nothing more.
+    claim = last_index if end[2] == message["term"] else max(last[1], commit_index)
+    heartbeat = {**message, "prevLogIdx": end[1], "prevLogTerm": end[2], "entries": []}
+    heartbeat["commit_index"] = min(message["commit_index"], claim)
+    return Trimmed(heartbeat, claim)

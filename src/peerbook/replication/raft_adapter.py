@@ -13,6 +13,9 @@ Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 
 - ``appendEntriesUseBatch=False``: an entry is sent as soon as it is proposed (one-by-one
   commits in well under a millisecond of library time instead of the 100 ms batch period);
   our own `Batcher` puts many orders in one entry.
+- ``appendEntriesBatchSizeBytes`` above the largest entry: the library sends an entry at
+  least that large as a "transmission" of pickled chunks, a path that skips the overlap rule
+  (`peerbook.replication.overlap`) and unpickles what arrives; with this bound it never does.
 - A tick every 2 ms when idle: the library commits an entry on the tick after the one that
   appended it, and runs elections and heartbeats from ticks.
 - No pickle crosses the network (`GrenacheRaftTransport`), and what the library pickles
@@ -37,6 +40,7 @@ from pysyncobj.node import Node
 from peerbook.errors import ReplicationError, SnapshotError, UnknownOutcomeError
 from peerbook.grenache import RpcClient
 from peerbook.replication import journal, safe_pickle
+from peerbook.replication.entries import ENTRY_BYTES_MAX
 from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
 from peerbook.replication.snapshot_store import SnapshotStore, boundary
 from peerbook.replication.state_machine import OrderStateMachine, Outcome
@@ -127,6 +131,7 @@ class RaftLog:
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=False,
+            appendEntriesBatchSizeBytes=2 * ENTRY_BYTES_MAX,
             leaderFallbackTimeout=leader_fallback_s,
             logCompactionMinEntries=_NEVER,
             logCompactionMinTime=_NEVER,

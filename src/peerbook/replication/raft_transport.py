@@ -33,7 +33,7 @@ from pysyncobj.transport import Transport
 from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
 from peerbook.grenache import RpcClient
 from peerbook.replication.codec import decode_message, encode_message
-from peerbook.replication.overlap import trim_overlap
+from peerbook.replication.overlap import Trimmed, trim_overlap
 
 __all__ = [
     "RAFT_BODY_BYTES_MAX",
@@ -171,6 +171,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._inbox: queue.SimpleQueue[tuple[str, str, Any]] = queue.SimpleQueue()
         self._notifier = PipeNotifier(sync_obj._poller, self._drain_inbox)
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
+        self._claim: int | None = None  # see `_deliver`; tick thread only
         self._senders: dict[str, asyncio.Future[None]] = {}
         endpoint.deliver = self._received
         for node_id in self._nodes:
@@ -181,6 +182,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def send(self, node: Any, message: Any) -> bool:
         if node.id not in self._connected:
             return False
+        if self._claim is not None and message.get("type") == "next_node_idx":
+            message = {**message, "next_node_idx": min(message["next_node_idx"], self._claim + 1)}
         text = encode_message(message)
         outbox = self._outboxes.get(node.id)
         if outbox is None:
@@ -227,9 +230,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 self._connected.discard(node_id)
                 self._onNodeDisconnected(node)
             elif kind == "message" and node_id in self._connected:
-                if isinstance(message, dict) and message.get("type") == "append_entries":
-                    message = self._without_overlap(message)
-                self._onMessageReceived(node, message)
+                self._deliver(node, message)
 
     def _add_replica(self, node_id: str) -> None:
         if node_id in self._nodes:
@@ -246,14 +247,28 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self.dropNode(node)
         self._onReadonlyNodeDisconnected(node)
 
-    def _without_overlap(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _deliver(self, node: Any, message: Any) -> None:
+        """Hand one message to the library. An ``append_entries`` goes through
+        `_without_overlap` first; the library answers it at once, through `send`, which caps
+        the answer at the rewrite's claim while ``_claim`` is set."""
+        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            self._onMessageReceived(node, message)
+            return
+        trimmed = self._without_overlap(message)
+        self._claim = trimmed.claim
+        try:
+            self._onMessageReceived(node, trimmed.message)
+        finally:
+            self._claim = None
+
+    def _without_overlap(self, message: dict[str, Any]) -> Trimmed:
         """Apply Raft's §5.3 rule the library gets wrong (`peerbook.replication.overlap`).
         Reads the library's private log accessors: pinned pysyncobj 0.3.17."""
         if "prevLogIdx" not in message or "transmission" in message:
-            return message
+            return Trimmed(message)
         log = self._sync_obj._SyncObj__raftLog
         if not len(log):
-            return message
+            return Trimmed(message)
         first = log[0][1]
 
         def entry_at(index: int) -> Any:
