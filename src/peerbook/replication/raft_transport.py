@@ -182,8 +182,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def send(self, node: Any, message: Any) -> bool:
         if node.id not in self._connected:
             return False
-        if self._claim is not None and message.get("type") == "next_node_idx":
-            message = {**message, "next_node_idx": min(message["next_node_idx"], self._claim + 1)}
+        if message.get("type") == "next_node_idx":
+            message = {**message, "term": self._sync_obj.raftCurrentTerm}
+            if self._claim is not None:
+                message["next_node_idx"] = min(message["next_node_idx"], self._claim + 1)
         text = encode_message(message)
         outbox = self._outboxes.get(node.id)
         if outbox is None:
@@ -250,8 +252,18 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def _deliver(self, node: Any, message: Any) -> None:
         """Hand one message to the library. An ``append_entries`` goes through
         `_without_overlap` first; the library answers it at once, through `send`, which caps
-        the answer at the rewrite's claim while ``_claim`` is set."""
-        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+        the answer at the rewrite's claim while ``_claim`` is set.
+
+        The library's answer (``next_node_idx``) carries no term, so a leader would take an
+        answer sent to it in an earlier term of its own, arriving late, as news about its
+        log now: a follower "holding" entries it has since lost to another leader would count
+        towards a commit. `send` stamps each answer with the term it was given in (a follower
+        adopts the leader's term before answering), and an answer of any other term is
+        dropped here, as Raft drops stale responses."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "next_node_idx" and message.get("term") != self._sync_obj.raftCurrentTerm:
+            return
+        if kind != "append_entries":
             self._onMessageReceived(node, message)
             return
         trimmed = self._without_overlap(message)

@@ -1,0 +1,172 @@
+"""A real member (pysyncobj behind our transport, real HTTP) facing a scripted peer that sends
+exactly the Raft messages a test needs: what the member keeps, answers and commits."""
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from peerbook.engine import Engine
+from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache.protocol import Json
+from peerbook.replication import OrderStateMachine
+from peerbook.replication.codec import encode_message
+from peerbook.replication.raft_adapter import RaftLog
+from peerbook.replication.raft_transport import (
+    RAFT_BODY_BYTES_MAX,
+    RAFT_SERVICE_KEY,
+    RaftEndpoint,
+    _mac,
+)
+
+NO_OP = b"\x01"  # the library's no-op command: applying it touches no state machine
+TERM = 1000  # far above any term the lone member reaches by its own elections meanwhile
+
+
+def entries(*terms: int, start: int) -> list[tuple[bytes, int, int]]:
+    return [(NO_OP, index, term) for index, term in enumerate(terms, start)]
+
+
+class ScriptedPeer:
+    """The other member of a two-member cluster, played by the test: sends signed Raft batches
+    straight to the member's endpoint and collects what the member sends, by type."""
+
+    def __init__(self, secret: bytes, member: RaftEndpoint) -> None:
+        self._secret = secret
+        self._member = member
+        self._counter = itertools.count(1)
+        self._received: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        endpoint = RaftEndpoint(secret)
+        endpoint.deliver = self._collect
+        self._endpoint = endpoint
+        self.server = RpcServer(self._handle, port=0, body_bytes_max=RAFT_BODY_BYTES_MAX)
+
+    async def _handle(self, key: str, payload: Json) -> Json:
+        assert key == RAFT_SERVICE_KEY
+        return self._endpoint.receive(payload)
+
+    def _collect(self, sender: str, replica: bool, messages: list[Any]) -> None:
+        for message in messages:
+            self._queue(message["type"]).put_nowait(message)
+
+    def _queue(self, kind: str) -> asyncio.Queue[dict[str, Any]]:
+        return self._received.setdefault(kind, asyncio.Queue())
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = "[" + encode_message(message) + "]"
+        n = next(self._counter)
+        mac = _mac(self._secret, self.address, "boot", n, body)
+        payload = {"from": self.address, "boot": "boot", "n": n, "messages": body, "mac": mac}
+        self._member.receive(payload)
+
+    async def next(self, kind: str) -> dict[str, Any]:
+        """The next message of this type the member sent (waits up to 10 s)."""
+        return await asyncio.wait_for(self._queue(kind).get(), 10)
+
+    async def append(self, term: int, prev: tuple[int, int], new: list[Any], commit: int) -> int:
+        """Send one ``append_entries`` as a leader; the ``next_node_idx`` the member answers."""
+        self.send(
+            {
+                "type": "append_entries",
+                "term": term,
+                "commit_index": commit,
+                "prevLogIdx": prev[0],
+                "prevLogTerm": prev[1],
+                "entries": new,
+            }
+        )
+        answer = await self.next("next_node_idx")
+        assert answer["success"], answer
+        assert answer["term"] == term
+        return int(answer["next_node_idx"])
+
+
+@asynccontextmanager
+async def member_and_peer() -> AsyncIterator[tuple[RaftLog, ScriptedPeer]]:
+    """A real member whose only partner is a scripted peer."""
+    secret = os.urandom(32)
+    endpoint = RaftEndpoint(secret)
+
+    async def handle(key: str, payload: Json) -> Json:
+        return endpoint.receive(payload)
+
+    server = RpcServer(handle, port=0, body_bytes_max=RAFT_BODY_BYTES_MAX)
+    peer = ScriptedPeer(secret, endpoint)
+    client = RpcClient(Link("http://127.0.0.1:9"))
+    await server.start()
+    await peer.server.start()
+    member = RaftLog(
+        f"127.0.0.1:{server.port}",
+        [peer.address],
+        OrderStateMachine(Engine()),
+        endpoint=endpoint,
+        client=client,
+        secret=secret,
+    )
+    try:
+        yield member, peer
+    finally:
+        member.close()
+        await server.stop()
+        await peer.server.stop()
+        await client.close()
+
+
+def test_a_follower_keeps_and_claims_only_what_it_shares_with_the_leader() -> None:
+    async def scenario() -> None:
+        async with member_and_peer() as (follower, leader):
+            log = follower._member._SyncObj__raftLog
+            # The leader re-sends two entries of an older term, then two of its own: the
+            # follower holds and acknowledges all four (the leader may now commit 5 with it).
+            old_and_own = entries(TERM - 1, TERM - 1, TERM, TERM, start=2)
+            assert await leader.append(TERM, (1, 0), old_and_own, commit=0) == 6
+            # A message the leader sent earlier arrives late: it ends at 2. Cutting after 2
+            # (or after the commit index) would drop entries counted towards a commit.
+            assert await leader.append(TERM, (1, 0), old_and_own[:1], commit=0) == 6
+            assert len(log) == 5
+
+            # A new leader whose log shares only 1..3 with the follower (4..5 were a deposed
+            # leader's): the follower keeps 4..5 until a conflict, but claims and commits 3.
+            assert await leader.append(TERM + 1, (3, TERM - 1), [], commit=5) == 4
+            assert len(log) == 5
+            assert follower._member.raftCommitIndex == 3
+            # The conflict arrives: the follower cuts from it and takes the leader's entries.
+            assert await leader.append(TERM + 1, (3, TERM - 1), entries(TERM + 1, start=4), 5) == 5
+            assert [entry[2] for entry in log][3:] == [TERM + 1]
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_leader_ignores_an_answer_given_in_an_earlier_term() -> None:
+    """An answer sent to this member while it led in an earlier term, arriving late, says
+    nothing about its log now; counted, it would commit an entry no majority holds."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (leader, peer):
+            for _ in range(20):  # vote for the member's latest election until it leads
+                vote = await peer.next("request_vote")
+                peer.send({"type": "response_vote", "term": vote["term"]})
+                await asyncio.sleep(0.1)
+                if leader.role == "leader":
+                    break
+            assert leader.role == "leader"
+            term = leader._member.raftCurrentTerm
+            assert (await peer.next("append_entries"))["term"] == term
+            committed = leader._member.raftCommitIndex
+            holds = committed + 1  # the no-op the new leader appended in its term
+            answer = {"type": "next_node_idx", "next_node_idx": holds + 1, "reset": False}
+            peer.send({**answer, "success": True, "term": term - 1})
+            await asyncio.sleep(0.5)
+            assert leader._member.raftCommitIndex == committed
+            peer.send({**answer, "success": True, "term": term})  # the same, in this term
+            async with asyncio.timeout(5):
+                while leader._member.raftCommitIndex < holds:
+                    await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
