@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerbook.replication.overlap import Trimmed, trim_overlap
+from peerbook.replication.overlap import Trimmed, tail_after_snapshot, trim_overlap
 
 Entry = tuple[bytes, int, int]
 
@@ -213,3 +213,16 @@ def test_no_message_loses_what_the_follower_shares_or_claims_what_it_does_not(
     assert commit <= shared_after
     if answer - 1 >= message["prevLogIdx"]:  # a success: the leader counts it towards commits
         assert answer - 1 <= shared_after
+
+
+def test_a_snapshot_keeps_the_entries_after_its_last_when_that_entry_matches() -> None:
+    before = log(1, 1, 2, 2, 2, start=10)  # indexes 10..14
+    assert tail_after_snapshot(before, (b"s", 12, 2)) == before[3:]
+    assert tail_after_snapshot(before, (b"s", 14, 2)) == []
+
+
+def test_a_snapshot_keeps_nothing_when_its_last_entry_is_not_held_as_it_is() -> None:
+    before = log(1, 1, 2, start=10)
+    assert tail_after_snapshot(before, (b"s", 12, 3)) == []  # another term there: a conflict
+    assert tail_after_snapshot(before, (b"s", 15, 2)) == []  # past the log
+    assert tail_after_snapshot(before, (b"s", 9, 1)) == []  # before the log's start

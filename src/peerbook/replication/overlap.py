@@ -1,4 +1,5 @@
-"""The Raft §5.3 rule for overlapping AppendEntries, which pysyncobj does not follow.
+"""The Raft rules for overlapping AppendEntries (§5.3) and snapshots (§7), which pysyncobj does
+not follow.
 
 Raft: "If an existing entry conflicts with a new one (same index but different terms), delete
 the existing entry and all that follow it"; entries that match are kept. pysyncobj 0.3.17
@@ -32,13 +33,20 @@ answer "after my last entry" again, the last answer wins, and the follower never
 on). Such a message is rewritten into a mismatch at the follower's first uncommitted index,
 so that the library answers "resume from my commit index": entries up to it are in the
 leader's log (Leader Completeness), and the matching-prefix rule above takes over from there.
+
+Snapshots (Raft §7, InstallSnapshot): "If existing log entry has same index and term as
+snapshot's last included entry, retain log entries following it". pysyncobj clears the whole
+log instead, so a follower sent a snapshot older than its log (seen in fault runs: "commit
+index 6380 exceeds journal end 5992") lost entries it had acknowledged, even committed ones.
+`tail_after_snapshot` says which entries the transport puts back after the library installed
+the snapshot.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Trimmed", "trim_overlap"]
+__all__ = ["Trimmed", "tail_after_snapshot", "trim_overlap"]
 
 Entry = tuple[bytes, int, int]  # (command, index, term), as pysyncobj stores them
 
@@ -106,3 +114,15 @@ def trim_overlap(
     heartbeat = {**message, "prevLogIdx": end[1], "prevLogTerm": end[2], "entries": []}
     heartbeat["commit_index"] = min(message["commit_index"], claim)
     return Trimmed(heartbeat, claim)
+
+
+def tail_after_snapshot(before: Sequence[Entry], snapshot_last: Entry) -> list[Entry]:
+    """The entries of the follower's log ``before`` a snapshot ending at ``snapshot_last`` was
+    installed that it keeps after it: those following an entry of the same index and term
+    (they extend the leader's log, by Log Matching); none if it holds no such entry."""
+    index, term = snapshot_last[1], snapshot_last[2]
+    first = before[0][1] if before else 0
+    position = index - first
+    if not 0 <= position < len(before) or before[position][2] != term:
+        return []
+    return list(before[position + 1 :])

@@ -33,7 +33,7 @@ from pysyncobj.transport import Transport
 from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
 from peerbook.grenache import RpcClient
 from peerbook.replication.codec import decode_message, encode_message
-from peerbook.replication.overlap import Trimmed, trim_overlap
+from peerbook.replication.overlap import Trimmed, tail_after_snapshot, trim_overlap
 
 __all__ = [
     "RAFT_BODY_BYTES_MAX",
@@ -266,12 +266,46 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         if kind != "append_entries":
             self._onMessageReceived(node, message)
             return
+        if "serialized" in message:
+            self._install_snapshot(node, message)
+            return
         trimmed = self._without_overlap(message)
         self._claim = trimmed.claim
         try:
             self._onMessageReceived(node, trimmed.message)
         finally:
             self._claim = None
+
+    def _install_snapshot(self, node: Any, message: dict[str, Any]) -> None:
+        """Hand a snapshot chunk to the library; after it installed a snapshot, put back the
+        entries of the log it cleared that follow the snapshot's last entry, and the commit
+        index it had (`peerbook.replication.overlap.tail_after_snapshot`). Reads and writes
+        the library's private log and commit index: pinned pysyncobj 0.3.17."""
+        sync_obj = self._sync_obj
+        log = sync_obj._SyncObj__raftLog
+        chunk = message["serialized"]
+        last_chunk = isinstance(chunk, list | tuple) and len(chunk) == 3 and bool(chunk[2])
+        before = [log[i] for i in range(len(log))] if last_chunk and len(log) else []
+        committed = sync_obj.raftCommitIndex
+        self._onMessageReceived(node, message)
+        if not before or log[len(log) - 1] == before[-1]:
+            return  # nothing installed, or nothing after it
+        snapshot_last = log[len(log) - 1]
+        kept = tail_after_snapshot(before, snapshot_last)
+        for entry in kept:
+            log.add(*entry)
+            change = sync_obj._SyncObj__parseChangeClusterRequest(entry[0])
+            if change is not None:  # membership changes take effect once in the log
+                sync_obj._SyncObj__doChangeCluster(change)
+        restored = min(committed, log[len(log) - 1][1])
+        if restored > sync_obj.raftCommitIndex:
+            sync_obj._SyncObj__raftCommitIndex = restored
+            log.setRaftCommitIndex(restored)
+        if kept:
+            _log.info(
+                "kept %d log entries after the snapshot installed at %d (commit index %d)",
+                len(kept), snapshot_last[1], sync_obj.raftCommitIndex,
+            )  # fmt: skip
 
     def _without_overlap(self, message: dict[str, Any]) -> Trimmed:
         """Apply Raft's §5.3 rule the library gets wrong (`peerbook.replication.overlap`).
