@@ -6,7 +6,11 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.node import Node
 
 from peerbook.engine import Engine
 from peerbook.grenache import Link, RpcClient, RpcServer
@@ -20,6 +24,7 @@ from peerbook.replication.raft_transport import (
     RaftEndpoint,
     _mac,
 )
+from peerbook.replication.snapshot_store import SnapshotStore
 
 NO_OP = b"\x01"  # the library's no-op command: applying it touches no state machine
 TERM = 1000  # far above any term the lone member reaches by its own elections meanwhile
@@ -88,8 +93,11 @@ class ScriptedPeer:
 
 
 @asynccontextmanager
-async def member_and_peer() -> AsyncIterator[tuple[RaftLog, ScriptedPeer]]:
-    """A real member whose only partner is a scripted peer."""
+async def member_and_peer(
+    data_dir: Path | None = None,
+) -> AsyncIterator[tuple[RaftLog, ScriptedPeer]]:
+    """A real member (with its journal and snapshots in ``data_dir``, if given) whose only
+    partner is a scripted peer."""
     secret = os.urandom(32)
     endpoint = RaftEndpoint(secret)
 
@@ -108,6 +116,7 @@ async def member_and_peer() -> AsyncIterator[tuple[RaftLog, ScriptedPeer]]:
         endpoint=endpoint,
         client=client,
         secret=secret,
+        data_dir=data_dir,
     )
     try:
         yield member, peer
@@ -168,5 +177,38 @@ def test_a_leader_ignores_an_answer_given_in_an_earlier_term() -> None:
             async with asyncio.timeout(5):
                 while leader._member.raftCommitIndex < holds:
                     await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_follower_sent_an_older_snapshot_keeps_its_log_after_it(tmp_path: Path) -> None:
+    """Raft §7: a follower whose log holds the snapshot's last entry keeps the entries after
+    it (and its commit index); pysyncobj alone clears the whole log, entries it acknowledged
+    and committed included."""
+    source = SnapshotStore(tmp_path / "leader.snapshot", OrderStateMachine(Engine()), print)
+    snapshot = tmp_path / "leader.snapshot.tmp"
+
+    async def scenario() -> None:
+        (tmp_path / "member").mkdir()
+        async with member_and_peer(tmp_path / "member") as (follower, leader):
+            log = follower._member._SyncObj__raftLog
+            assert await leader.append(TERM, (1, 0), entries(*[TERM] * 8, start=2), 9) == 10
+            async with asyncio.timeout(5):
+                while follower._member.raftCommitIndex < 9:
+                    await asyncio.sleep(0.01)
+            # The leader's snapshot ends at 5, which the follower holds with the same term.
+            members = {Node(leader.address), Node(follower.address)}
+            source.serialize(str(snapshot), ((NO_OP, 5, TERM), (NO_OP, 4, TERM), members))
+            async with asyncio.timeout(30):
+                while source.check() != SERIALIZER_STATE.SUCCESS:
+                    await asyncio.sleep(0.01)
+            chunk = (source.path.read_bytes(), True, True)
+            leader.send(
+                {"type": "append_entries", "term": TERM, "commit_index": 9, "serialized": chunk}
+            )
+            answer = await leader.next("next_node_idx")
+            assert answer["success"]
+            assert [entry[1] for entry in log] == list(range(4, 10))
+            assert follower._member.raftCommitIndex == 9
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

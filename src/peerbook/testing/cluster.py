@@ -47,8 +47,6 @@ class InProcessCluster:
             or None for free ones.
         data_dirs: one journal directory per member, or None to keep logs in memory.
         secret: the cluster secret (random by default).
-        snapshot_entries: compact each member's log every this many entries (needs
-            ``data_dirs``), or None for never.
     """
 
     def __init__(
@@ -59,7 +57,6 @@ class InProcessCluster:
         ports: Sequence[int] | None = None,
         data_dirs: Sequence[Path] | None = None,
         secret: bytes | None = None,
-        snapshot_entries: int | None = None,
     ) -> None:
         self.size = size
         self.secret = secret or os.urandom(32)
@@ -71,7 +68,6 @@ class InProcessCluster:
         self._clients = [RpcClient(Link(_UNUSED_GRAPE)) for _ in range(size)]
         self.logs: list[RaftLog] = []
         self._stopped: set[int] = set()
-        self._snapshot_entries = snapshot_entries
 
     async def start(self, leader_timeout_s: float = 20.0) -> None:
         """Start every member and wait until one is leader."""
@@ -92,7 +88,6 @@ class InProcessCluster:
                     client=self._clients[index],
                     secret=self.secret,
                     data_dir=self._data_dirs[index],
-                    snapshot_entries=self._snapshot_entries,
                 )
             )
         async with asyncio.timeout(leader_timeout_s):
