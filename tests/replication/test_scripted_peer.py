@@ -212,3 +212,22 @@ def test_a_follower_sent_an_older_snapshot_keeps_its_log_after_it(tmp_path: Path
             assert follower._member.raftCommitIndex == 9
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_snapshot_chunk_does_not_commit_a_log_nothing_checked() -> None:
+    """The library adopts the leader's commit index with every snapshot chunk, up to its own
+    log's end: here a deposed leader's entries 4..9, which it would then apply."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (follower, leader):
+            assert await leader.append(TERM, (1, 0), entries(*[TERM] * 8, start=2), 3) == 10
+            chunk = (b"the first of several chunks", True, False)
+            leader.send(
+                {"type": "append_entries", "term": TERM + 1, "commit_index": 9, "serialized": chunk}
+            )
+            async with asyncio.timeout(5):  # handled once the member is in the new term
+                while follower._member.raftCurrentTerm != TERM + 1:
+                    await asyncio.sleep(0.001)
+            assert follower._member.raftCommitIndex == 3
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -73,7 +73,7 @@ def trim_overlap(
 
     Args:
         message: an ``append_entries`` message with ``prevLogIdx`` (a heartbeat carries no
-            entries, and is just as able to truncate).
+            entries; the library would truncate on it just the same).
         entry_at: the follower's entry at an index, or None if it has none there.
         last_index: the index of the follower's last entry.
         commit_index: the follower's commit index: entries up to it are committed, and a
@@ -119,7 +119,9 @@ def trim_overlap(
 def tail_after_snapshot(before: Sequence[Entry], snapshot_last: Entry) -> list[Entry]:
     """The entries of the follower's log ``before`` a snapshot ending at ``snapshot_last`` was
     installed that it keeps after it: those following an entry of the same index and term
-    (they extend the leader's log, by Log Matching); none if it holds no such entry."""
+    (by Log Matching, everything up to that entry is the snapshot's; what follows may still
+    conflict with the leader's log, and is checked and cut like any other entries); none if
+    it holds no such entry."""
     index, term = snapshot_last[1], snapshot_last[2]
     first = before[0][1] if before else 0
     position = index - first

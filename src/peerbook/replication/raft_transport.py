@@ -277,17 +277,25 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             self._claim = None
 
     def _install_snapshot(self, node: Any, message: dict[str, Any]) -> None:
-        """Hand a snapshot chunk to the library; after it installed a snapshot, put back the
-        entries of the log it cleared that follow the snapshot's last entry, and the commit
-        index it had (`peerbook.replication.overlap.tail_after_snapshot`). Reads and writes
-        the library's private log and commit index: pinned pysyncobj 0.3.17."""
+        """Hand a snapshot message to the library, with what it lacks of Raft §7.
+
+        The library adopts the leader's commit index with every snapshot message (each
+        chunk), up to the end of its own log, although nothing checked that log against the
+        leader's: it may end in a deposed leader's entries, which it would then apply. The
+        message goes in with the commit index capped at this member's own. And after the
+        library installed a snapshot (it clears the whole log), the entries of the old log
+        after the snapshot's last entry are put back with the commit index they had, if that
+        entry was held with the same term (`peerbook.replication.overlap.tail_after_snapshot`).
+        Reads and writes the library's private log and commit index: pinned pysyncobj 0.3.17.
+        """
         sync_obj = self._sync_obj
         log = sync_obj._SyncObj__raftLog
+        committed = sync_obj.raftCommitIndex
         chunk = message["serialized"]
         last_chunk = isinstance(chunk, list | tuple) and len(chunk) == 3 and bool(chunk[2])
         before = [log[i] for i in range(len(log))] if last_chunk and len(log) else []
-        committed = sync_obj.raftCommitIndex
-        self._onMessageReceived(node, message)
+        capped = {**message, "commit_index": min(message["commit_index"], committed)}
+        self._onMessageReceived(node, capped)
         if not before or log[len(log) - 1] == before[-1]:
             return  # nothing installed, or nothing after it
         snapshot_last = log[len(log) - 1]
@@ -297,7 +305,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             change = sync_obj._SyncObj__parseChangeClusterRequest(entry[0])
             if change is not None:  # membership changes take effect once in the log
                 sync_obj._SyncObj__doChangeCluster(change)
-        restored = min(committed, log[len(log) - 1][1])
+        # Everything in the snapshot is committed; after it, what was committed here before.
+        restored = max(snapshot_last[1], min(committed, log[len(log) - 1][1]))
         if restored > sync_obj.raftCommitIndex:
             sync_obj._SyncObj__raftCommitIndex = restored
             log.setRaftCommitIndex(restored)
