@@ -94,10 +94,10 @@ class ScriptedPeer:
 
 @asynccontextmanager
 async def member_and_peer(
-    data_dir: Path | None = None,
+    data_dir: Path | None = None, snapshot_entries: int | None = None
 ) -> AsyncIterator[tuple[RaftLog, ScriptedPeer]]:
-    """A real member (with its journal and snapshots in ``data_dir``, if given) whose only
-    partner is a scripted peer."""
+    """A real member (with its journal and snapshots in ``data_dir``, if given, compacted
+    every ``snapshot_entries``) whose only partner is a scripted peer."""
     secret = os.urandom(32)
     endpoint = RaftEndpoint(secret)
 
@@ -117,6 +117,7 @@ async def member_and_peer(
         client=client,
         secret=secret,
         data_dir=data_dir,
+        snapshot_entries=snapshot_entries,
     )
     try:
         yield member, peer
@@ -181,12 +182,22 @@ def test_a_leader_ignores_an_answer_given_in_an_earlier_term() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
+async def snapshot_file(directory: Path, last: int, members: list[str]) -> tuple[bytes, bool, bool]:
+    """A snapshot of an empty machine whose last entry is ``last`` (of term `TERM`), as the
+    one chunk a leader would send."""
+    store = SnapshotStore(directory / "leader.snapshot", OrderStateMachine(Engine()), print)
+    ends = ((NO_OP, last, TERM), (NO_OP, last - 1, TERM), {Node(m) for m in members})
+    store.serialize(str(directory / "leader.snapshot.tmp"), ends)
+    async with asyncio.timeout(30):
+        while store.check() != SERIALIZER_STATE.SUCCESS:
+            await asyncio.sleep(0.01)
+    return store.path.read_bytes(), True, True
+
+
 def test_a_follower_sent_an_older_snapshot_keeps_its_log_after_it(tmp_path: Path) -> None:
     """Raft §7: a follower whose log holds the snapshot's last entry keeps the entries after
     it (and its commit index); pysyncobj alone clears the whole log, entries it acknowledged
     and committed included."""
-    source = SnapshotStore(tmp_path / "leader.snapshot", OrderStateMachine(Engine()), print)
-    snapshot = tmp_path / "leader.snapshot.tmp"
 
     async def scenario() -> None:
         (tmp_path / "member").mkdir()
@@ -197,12 +208,7 @@ def test_a_follower_sent_an_older_snapshot_keeps_its_log_after_it(tmp_path: Path
                 while follower._member.raftCommitIndex < 9:
                     await asyncio.sleep(0.01)
             # The leader's snapshot ends at 5, which the follower holds with the same term.
-            members = {Node(leader.address), Node(follower.address)}
-            source.serialize(str(snapshot), ((NO_OP, 5, TERM), (NO_OP, 4, TERM), members))
-            async with asyncio.timeout(30):
-                while source.check() != SERIALIZER_STATE.SUCCESS:
-                    await asyncio.sleep(0.01)
-            chunk = (source.path.read_bytes(), True, True)
+            chunk = await snapshot_file(tmp_path, 5, [leader.address, follower.address])
             leader.send(
                 {"type": "append_entries", "term": TERM, "commit_index": 9, "serialized": chunk}
             )
@@ -229,5 +235,30 @@ def test_a_snapshot_chunk_does_not_commit_a_log_nothing_checked() -> None:
                 while follower._member.raftCurrentTerm != TERM + 1:
                     await asyncio.sleep(0.001)
             assert follower._member.raftCommitIndex == 3
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_snapshot_older_than_the_followers_own_is_ignored(tmp_path: Path) -> None:
+    """Raft §7: a follower whose own snapshot is newer ignores the leader's; the library
+    alone installed it and went back in time, entries acknowledged after it lost."""
+
+    async def scenario() -> None:
+        (tmp_path / "member").mkdir()
+        async with member_and_peer(tmp_path / "member", snapshot_entries=8) as (follower, leader):
+            log = follower._member._SyncObj__raftLog
+            assert await leader.append(TERM, (1, 0), entries(*[TERM] * 19, start=2), 20) == 21
+            async with asyncio.timeout(30):  # the follower compacts its own log
+                while log[0][1] <= 6:
+                    await asyncio.sleep(0.01)
+            held = [entry[1] for entry in log]
+            chunk = await snapshot_file(tmp_path, 5, [leader.address, follower.address])
+            leader.send(
+                {"type": "append_entries", "term": TERM, "commit_index": 20, "serialized": chunk}
+            )
+            # The next heartbeat is answered after the snapshot was handled.
+            assert await leader.append(TERM, (20, TERM), [], 20) == 21
+            assert [entry[1] for entry in log] == held
+            assert follower._member.raftCommitIndex == 20
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -34,6 +34,7 @@ from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
 from peerbook.grenache import RpcClient
 from peerbook.replication.codec import decode_message, encode_message
 from peerbook.replication.overlap import Trimmed, tail_after_snapshot, trim_overlap
+from peerbook.replication.snapshot_store import snapshot_end
 
 __all__ = [
     "RAFT_BODY_BYTES_MAX",
@@ -172,6 +173,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._notifier = PipeNotifier(sync_obj._poller, self._drain_inbox)
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
         self._claim: int | None = None  # see `_deliver`; tick thread only
+        self._ignoring_snapshot = False  # see `_install_snapshot`; tick thread only
         self._senders: dict[str, asyncio.Future[None]] = {}
         endpoint.deliver = self._received
         for node_id in self._nodes:
@@ -286,15 +288,26 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         library installed a snapshot (it clears the whole log), the entries of the old log
         after the snapshot's last entry are put back with the commit index they had, if that
         entry was held with the same term (`peerbook.replication.overlap.tail_after_snapshot`).
-        Reads and writes the library's private log and commit index: pinned pysyncobj 0.3.17.
+        A snapshot that ends before this member's log starts (its own snapshot is newer) is
+        ignored, as Raft says: the library would install it and go back in time, losing the
+        entries after it. Its chunks reach the library without their data, so that they still
+        count as the leader's messages. Reads and writes the library's private log and commit
+        index: pinned pysyncobj 0.3.17.
         """
         sync_obj = self._sync_obj
         log = sync_obj._SyncObj__raftLog
         committed = sync_obj.raftCommitIndex
         chunk = message["serialized"]
-        last_chunk = isinstance(chunk, list | tuple) and len(chunk) == 3 and bool(chunk[2])
-        before = [log[i] for i in range(len(log))] if last_chunk and len(log) else []
+        parts = chunk if isinstance(chunk, list | tuple) and len(chunk) == 3 else (b"", 0, 0)
+        if parts[1] and isinstance(parts[0], bytes):  # a first chunk: its file's header
+            end = snapshot_end(parts[0])
+            self._ignoring_snapshot = end is not None and len(log) > 0 and end[0] < log[0][1]
         capped = {**message, "commit_index": min(message["commit_index"], committed)}
+        if self._ignoring_snapshot:
+            self._ignoring_snapshot = not parts[2]
+            self._onMessageReceived(node, {**capped, "serialized": None})
+            return
+        before = [log[i] for i in range(len(log))] if parts[2] and len(log) else []
         self._onMessageReceived(node, capped)
         if not before or log[len(log) - 1] == before[-1]:
             return  # nothing installed, or nothing after it

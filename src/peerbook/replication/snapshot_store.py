@@ -51,7 +51,7 @@ from pysyncobj.node import Node
 from peerbook.errors import SnapshotError
 from peerbook.replication.state_machine import OrderStateMachine
 
-__all__ = ["CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary"]
+__all__ = ["CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary", "snapshot_end"]
 
 RETRY_AFTER_FAILURE_S = 10
 CHILD_DEADLINE_S = 900
@@ -230,6 +230,19 @@ def boundary(path: Path) -> tuple[_Entry, _Entry]:
         header = _header(file.readline())
     last, before_last = (_decode_entry(e) for e in header["entries"])
     return before_last, last
+
+
+def snapshot_end(head: bytes) -> tuple[int, int] | None:
+    """The index and term of a snapshot's last entry, read from the first bytes of its file
+    (the first chunk the leader sends), or None if they hold no valid header."""
+    line, newline, _ = head.partition(b"\n")
+    if not newline:
+        return None
+    try:
+        _, index, term = _decode_entry(_header(line)["entries"][0])
+    except SnapshotError:
+        return None
+    return index, term
 
 
 def _write(path: Path, header: dict[str, Any], body: bytes) -> None:
