@@ -211,3 +211,14 @@ def test_a_child_never_collects_garbage_another_thread_could_be_locking(tmp_path
         store.close()
         db.interrupt()
         locking.join(timeout=10)
+
+
+def test_the_last_entry_is_read_from_a_snapshots_first_bytes(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "raft.snapshot", loaded_machine(5), lambda reason: None)
+    entries = ((b"\x00last", 120, 4), (b"\x00before", 119, 4))
+    store.serialize(str(tmp_path / "raft.snapshot.tmp"), (*entries, {Node("a:1")}))
+    assert wait_written(store) == _SUCCESS
+    head = store.path.read_bytes()[:4096]
+    assert snapshot_store.snapshot_end(head) == (120, 4)
+    for garbage in (b"", b"no newline", b"not json\n", b'{"format": "other"}\n'):
+        assert snapshot_store.snapshot_end(garbage) is None
