@@ -5,7 +5,6 @@ A tick or a step such as ``"0.1"`` is held as an integer number of units of ``10
 integer arithmetic: nothing is rounded, and a value that is not a whole multiple is refused.
 """
 
-import re
 from dataclasses import dataclass, field
 
 from peerbook.errors import InvalidCommand
@@ -19,7 +18,6 @@ __all__ = [
     "parse_decimal",
 ]
 
-_DECIMAL = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
 DECIMAL_CHARACTERS_MAX = 40
 """Longer decimal strings are refused: no price or amount needs more, and bounding the text
 bounds the integers built from it."""
@@ -35,13 +33,13 @@ def parse_decimal(text: str) -> tuple[int, int] | None:
     """
     if len(text) > DECIMAL_CHARACTERS_MAX:
         return None
-    match = _DECIMAL.fullmatch(text)
-    if match is None:
+    negative = text.startswith("-")
+    whole, point, fraction = (text[1:] if negative else text).partition(".")
+    # isdecimal is exactly the regular expression \d (Unicode category Nd), which int reads.
+    if not whole.isdecimal() or (point and not fraction.isdecimal()):
         return None
-    sign, whole, fraction = match.groups()
-    fraction = fraction or ""
     value = int(whole + fraction)
-    return (-value if sign else value), len(fraction)
+    return (-value if negative else value), len(fraction)
 
 
 def format_scaled(value: int, scale: int) -> str:
@@ -76,8 +74,10 @@ class Increment:
     def count(self, text: str) -> int | None:
         """How many increments ``text`` is, or None if it is not a decimal or not a multiple."""
         parsed = parse_decimal(text)
-        if parsed is None:
-            return None
+        return None if parsed is None else self.count_parsed(parsed)
+
+    def count_parsed(self, parsed: tuple[int, int]) -> int | None:
+        """How many increments a `parse_decimal` result is, or None if not a multiple."""
         value, scale = parsed
         if scale > self.scale:
             shift = 10 ** (scale - self.scale)

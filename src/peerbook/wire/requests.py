@@ -69,7 +69,7 @@ def decode_entry(entry: object, markets: Mapping[str, Market]) -> Command | Requ
     """A log line of contract section 7, ``{"op", "owner", "timestamp", "args"}``."""
     if not isinstance(entry, dict):
         return RequestError(ErrorClass.BAD_REQUEST, "entry is not a JSON object")
-    if set(entry) != _ENTRY_FIELDS:
+    if entry.keys() != _ENTRY_FIELDS:
         fields = ", ".join(sorted(str(k) for k in set(entry) ^ _ENTRY_FIELDS))
         return RequestError(ErrorClass.BAD_REQUEST, f"entry has missing or extra fields: {fields}")
     owner, timestamp, args = entry["owner"], entry["timestamp"], entry["args"]
@@ -236,7 +236,7 @@ def _count(value: object, increment: Increment, what: str, unit: str) -> int:
         raise _Refused(ErrorClass.INVALID_ORDER, f"{what} {value:.40} is not a decimal number")
     if parsed[0] <= 0:
         raise _Refused(ErrorClass.INVALID_ORDER, f"{what} {value:.40} must be positive")
-    count = increment.count(value)
+    count = increment.count_parsed(parsed)
     if count is None:
         raise _Refused(
             ErrorClass.INVALID_ORDER,
@@ -255,6 +255,8 @@ def _params(value: object, allowed: frozenset[str]) -> dict[str, object]:
         return {}
     if not isinstance(value, dict):
         raise _Refused(ErrorClass.BAD_REQUEST, f"params {value!r:.40} is not an object")
+    if value.keys() <= allowed:
+        return value
     unknown = sorted(str(k) for k in value if k not in allowed)
     if unknown:
         raise _Refused(
