@@ -28,14 +28,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from peerbook.grenache import Link, RpcClient
+from peerbook.grenache import Link, WsRpcClient
 from peerbook.testing.member import MemberProcesses
 from peerbook.testing.orders import crossing_command
 
 _REQUEST = 1_000
 
 
-async def _load(group: MemberProcesses, client: RpcClient, leader: int, orders: int) -> float:
+async def _load(group: MemberProcesses, client: WsRpcClient, leader: int, orders: int) -> float:
     """Propose ``orders`` orders at the leader, 4 requests in flight; orders/s. A request
     with an unknown outcome (an election under this load) is sent again as it was: the
     clientOrderIds make the retry exactly-once."""
@@ -58,7 +58,7 @@ async def _load(group: MemberProcesses, client: RpcClient, leader: int, orders: 
     return orders / (time.perf_counter() - started)
 
 
-async def _caught_up(group: MemberProcesses, client: RpcClient, index: int, leader: int) -> None:
+async def _caught_up(group: MemberProcesses, client: WsRpcClient, index: int, leader: int) -> None:
     target = await group.control(client, leader, "status")
     assert isinstance(target, dict)
     async with asyncio.timeout(600):
@@ -76,7 +76,7 @@ async def _caught_up(group: MemberProcesses, client: RpcClient, index: int, lead
 
 
 async def _timed_start(
-    group: MemberProcesses, client: RpcClient, index: int, leader: int, wipe: bool
+    group: MemberProcesses, client: WsRpcClient, index: int, leader: int, wipe: bool
 ) -> float:
     group.stop(index)
     if wipe:
@@ -89,7 +89,7 @@ async def _timed_start(
 
 
 async def _run(args: argparse.Namespace) -> None:
-    client = RpcClient(Link("http://127.0.0.1:9"))
+    client = WsRpcClient(Link("http://127.0.0.1:9"))
     root = Path(tempfile.mkdtemp(prefix="peerbook-catchup-"))
     group = MemberProcesses(root, 3, extra_args=("--snapshot-every", str(args.snapshot_every)))
     try:

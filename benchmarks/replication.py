@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peerbook.grenache import Link, RpcClient
+from peerbook.grenache import Link, WsRpcClient
 from peerbook.replication import Batcher
 from peerbook.testing.cluster import InProcessCluster
 from peerbook.testing.member import MemberProcesses
@@ -86,7 +86,7 @@ def _process_command(owner: str, index: int) -> dict[str, Any]:
 
 
 async def _processes(sequential: int) -> tuple[float, float, float]:
-    client = RpcClient(Link("http://127.0.0.1:9"))
+    client = WsRpcClient(Link("http://127.0.0.1:9"))
     group = MemberProcesses(Path(tempfile.mkdtemp(prefix="peerbook-bench-")), 3)
     try:
         for index in range(3):

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from peerbook.errors import RequestTimeoutError, RpcError
+from peerbook.errors import ClosedBeforeReplyError, RequestTimeoutError, RpcError
 from peerbook.grenache import EmbeddedGrape, Link, Publisher, Subscriber, WsRpcClient, WsRpcServer
 from peerbook.grenache.protocol import Json
 
@@ -90,6 +90,30 @@ def test_ws_request_map_and_errors() -> None:
             await client.close()
             for server in servers:
                 await server.stop()
+
+    run(scenario())
+
+
+def test_disconnect_fails_waiting_requests_at_once_and_the_next_request_reconnects() -> None:
+    """What the Raft transport does after a request without a reply: the link is dropped,
+    not left to a socket that may be retransmitting into a partition."""
+
+    async def scenario() -> None:
+        server = WsRpcServer(echo)
+        await server.start()
+        peer = f"127.0.0.1:{server.port}"
+        client = WsRpcClient(Link(f"http://127.0.0.1:{dead_port()}"), timeout_s=20)
+        assert await client.send(peer, "k", "before") == {"echo": "before"}
+        waiting = asyncio.ensure_future(client.send(peer, "k", "slow"))
+        await asyncio.sleep(0.2)
+        client.disconnect(peer)
+        async with asyncio.timeout(2):  # not the handler's 5 s, nor the 20 s deadline
+            with pytest.raises(ClosedBeforeReplyError):
+                await waiting
+        assert await client.send(peer, "k", "after") == {"echo": "after"}
+        client.disconnect("127.0.0.1:1")  # a peer never connected to: nothing to drop
+        await client.close()
+        await server.stop()
 
     run(scenario())
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.errors import GrenacheError
-from peerbook.grenache import Link, RpcClient
+from peerbook.grenache import Link, WsRpcClient
 from peerbook.testing.member import MemberProcesses
 
 
@@ -34,7 +34,7 @@ def command(owner: str, index: int) -> dict[str, Any]:
 
 def test_three_member_processes_converge(tmp_path: Path) -> None:
     async def scenario() -> None:
-        client = RpcClient(Link("http://127.0.0.1:9"))
+        client = WsRpcClient(Link("http://127.0.0.1:9"))
         try:
             with members(tmp_path) as group:
                 await group.wait_ready(client)
@@ -66,7 +66,7 @@ def test_three_member_processes_converge(tmp_path: Path) -> None:
 
 def test_kill_9_of_the_leader_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     async def scenario() -> None:
-        client = RpcClient(Link("http://127.0.0.1:9"))
+        client = WsRpcClient(Link("http://127.0.0.1:9"))
         try:
             with members(tmp_path) as group:
                 leader = await group.wait_ready(client)

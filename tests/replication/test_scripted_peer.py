@@ -13,13 +13,13 @@ from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import Node
 
 from peerbook.engine import Engine
-from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache import Link, WsRpcClient, WsRpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.replication import OrderStateMachine
 from peerbook.replication.codec import encode_message
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_BODY_BYTES_MAX,
+    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
     _mac,
@@ -46,7 +46,7 @@ class ScriptedPeer:
         endpoint = RaftEndpoint(secret)
         endpoint.deliver = self._collect
         self._endpoint = endpoint
-        self.server = RpcServer(self._handle, port=0, body_bytes_max=RAFT_BODY_BYTES_MAX)
+        self.server = WsRpcServer(self._handle, port=0, message_bytes_max=RAFT_MESSAGE_BYTES_MAX)
 
     async def _handle(self, key: str, payload: Json) -> Json:
         assert key == RAFT_SERVICE_KEY
@@ -104,9 +104,9 @@ async def member_and_peer(
     async def handle(key: str, payload: Json) -> Json:
         return endpoint.receive(payload)
 
-    server = RpcServer(handle, port=0, body_bytes_max=RAFT_BODY_BYTES_MAX)
+    server = WsRpcServer(handle, port=0, message_bytes_max=RAFT_MESSAGE_BYTES_MAX)
     peer = ScriptedPeer(secret, endpoint)
-    client = RpcClient(Link("http://127.0.0.1:9"))
+    client = WsRpcClient(Link("http://127.0.0.1:9"))
     await server.start()
     await peer.server.start()
     member = RaftLog(

@@ -302,6 +302,18 @@ class WsRpcClient(PeerClient):
             raise RpcError(reply.error)
         return reply.data
 
+    def disconnect(self, peer: str) -> None:
+        """Drop the connection to ``peer`` now, so that the next request opens a fresh one.
+
+        For a caller that treats a request without a reply as a broken link: after a
+        partition or a paused peer, a socket may look open while the kernel retransmits into
+        the void with ever longer back-off. Requests still waiting on it fail; the socket is
+        closed in the background, since a peer that is gone would hold a closing handshake
+        for `SEND_TIMEOUT_S`."""
+        connection = self._connections.pop(peer, None)
+        if connection is not None:
+            connection.reader.cancel()
+
     async def close(self) -> None:
         connections = list(self._connections.values())
         self._connections.clear()

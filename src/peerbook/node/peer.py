@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from peerbook.engine import Engine
 from peerbook.errors import GrenacheError, PeerbookError, RpcError
-from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcServer
+from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcClient, WsRpcServer
 from peerbook.grenache.http import BODY_BYTES_MAX
 from peerbook.grenache.protocol import Json
 from peerbook.node.api import ApiService
@@ -51,7 +51,7 @@ from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_BODY_BYTES_MAX,
+    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
     member_id,
@@ -142,9 +142,10 @@ class Peer:
         self.identity: Identity | None = None
         self.api_server: RpcServer | None = None
         self.ws_server: WsRpcServer | None = None
-        self._raft_server: RpcServer | None = None
+        self._raft_server: WsRpcServer | None = None
         self._link = Link(config.grape, announce_interval_s=_ANNOUNCE_S)
         self._client = RpcClient(self._link)
+        self._raft_client = WsRpcClient(self._link)  # Raft traffic only
         self._raft: RaftLog | None = None
         self._batcher: Batcher | None = None
         self._auth: Authenticator | None = None
@@ -264,9 +265,9 @@ class Peer:
         self._audit.start()
         endpoint = RaftEndpoint(secret)
         host, port = identity.raft.rsplit(":", 1)
-        self._raft_server = RpcServer(
+        self._raft_server = WsRpcServer(
             self._raft_handler(endpoint), host=host, port=int(port),
-            body_bytes_max=RAFT_BODY_BYTES_MAX,
+            message_bytes_max=RAFT_MESSAGE_BYTES_MAX,
         )  # fmt: skip
         await self._raft_server.start()
         self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
@@ -299,7 +300,7 @@ class Peer:
                 [p for p in partners if p != self_id],
                 self.machine,
                 endpoint=endpoint,
-                client=self._client,
+                client=self._raft_client,
                 secret=secret,
                 data_dir=config.data_dir,
                 replica=replica,
@@ -527,6 +528,7 @@ class Peer:
         if self._raft_server is not None:
             await self._raft_server.stop()
         await self._client.close()
+        await self._raft_client.close()
         if self._auth is not None:
             self._auth.close()
         if self._commands is not None:

@@ -1,12 +1,14 @@
 """The replicated order log: commands batched into entries, ordered by Raft, applied by every
 peer's state machine.
 
-This version holds the parts the adapter to the Raft library (pysyncobj) will stand on: the
-entry format, the state machine that applies committed entries to the engine exactly once,
-the batcher that turns client commands into entries, the JSON codec that carries the
-library's messages without pickle (`peerbook.replication.codec`), and the restricted
-unpickler for what it keeps on disk (`peerbook.replication.safe_pickle`). The adapter itself,
-a transport over Grenache HTTP, is the next step.
+The parts: the entry format (`entries`), the state machine that applies committed entries
+to the engine exactly once (`state_machine`), the batcher that turns client commands into
+entries (`batcher`), the adapter that drives the Raft library, pysyncobj (`raft_adapter`; no
+module outside this package imports the library), the transport that carries
+the library's messages as signed JSON over Grenache WebSocket RPC (`raft_transport`,
+`codec`), the library's journal and snapshots on disk (`journal`, `snapshot_store`), the
+follower-side repairs of its log handling (`overlap`), and the restricted unpickler for what
+it keeps on disk (`safe_pickle`).
 """
 
 from peerbook.replication.batcher import COMMAND_BYTES_MAX, Batcher, Propose

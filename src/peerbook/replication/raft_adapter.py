@@ -38,7 +38,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import Node
 
 from peerbook.errors import ReplicationError, SnapshotError, UnknownOutcomeError
-from peerbook.grenache import RpcClient
+from peerbook.grenache import WsRpcClient
 from peerbook.replication import journal, safe_pickle
 from peerbook.replication.entries import ENTRY_BYTES_MAX
 from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
@@ -86,7 +86,8 @@ class RaftLog:
             journal's membership changes are applied on top when it is replayed.
         machine: the state machine committed entries are applied to.
         endpoint: the receiving half of the transport, wired to the RPC server.
-        client: the RPC client used to reach the partners.
+        client: the WebSocket RPC client used to reach the partners (the Raft servers are
+            `WsRpcServer`s).
         secret: the cluster secret.
         data_dir: where the journal lives; None keeps the log in memory only.
         propose_timeout_s: how long `propose` waits for its entry to be applied here.
@@ -112,7 +113,7 @@ class RaftLog:
         machine: OrderStateMachine,
         *,
         endpoint: RaftEndpoint,
-        client: RpcClient,
+        client: WsRpcClient,
         secret: bytes,
         data_dir: Path | None = None,
         propose_timeout_s: float = 10.0,

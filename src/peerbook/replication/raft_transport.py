@@ -1,10 +1,17 @@
-"""pysyncobj's transport, replaced: Raft messages as authenticated JSON over Grenache HTTP.
+"""pysyncobj's transport, replaced: Raft messages as authenticated JSON over Grenache RPC.
 
 The library's own TCP transport unpickles whatever arrives (research note on the Raft library,
 section 4). This one carries the same messages with `peerbook.replication.codec` inside
-Grenache RPC requests (``[rid, key, payload]`` over HTTP, `peerbook.grenache`), each batch
-signed with HMAC-SHA256 under the cluster secret and refused unparsed if the signature is
-wrong or the batch replays an old one.
+Grenache RPC requests (``[rid, key, payload]`` over WebSocket, `peerbook.grenache.ws`), each
+batch signed with HMAC-SHA256 under the cluster secret and refused unparsed if the signature
+is wrong or the batch replays an old one.
+
+Why WebSocket and not HTTP: a commit takes two messages between the leader and each
+follower, and every message was a request; over one long-lived WebSocket a request and its
+reply cost about 190 us of CPU on this machine, over pooled HTTP 410-520 us (both ends in one
+process, `benchmarks/replication.py` for what it does to commits). The link to each member
+behaves as the library's TCP connection would: a request without a reply drops it, and the
+next request opens a new one.
 
 Theory of operation: `send` (called by the library's tick) encodes the message and hands it to
 the destination's outbox on the loop; one sender task per peer posts its outbox in order
@@ -31,13 +38,13 @@ from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.transport import Transport
 
 from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
-from peerbook.grenache import RpcClient
+from peerbook.grenache import WsRpcClient
 from peerbook.replication.codec import decode_message, encode_message
 from peerbook.replication.overlap import Trimmed, tail_after_snapshot, trim_overlap
 from peerbook.replication.snapshot_store import snapshot_end
 
 __all__ = [
-    "RAFT_BODY_BYTES_MAX",
+    "RAFT_MESSAGE_BYTES_MAX",
     "RAFT_SERVICE_KEY",
     "GrenacheRaftTransport",
     "RaftEndpoint",
@@ -49,9 +56,10 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 RAFT_SERVICE_KEY = "peerbook:raft"
-RAFT_BODY_BYTES_MAX = 16 << 20
-"""Request size limit of a member's Raft RPC server: log entries are up to 1 MiB each, so Raft
-traffic runs on its own RPC server with this limit, apart from the 64 KiB client API."""
+RAFT_MESSAGE_BYTES_MAX = 16 << 20
+"""Message size limit of a member's Raft RPC server (a `WsRpcServer`): log entries are up to
+1 MiB each, so Raft traffic runs on its own server with this limit, apart from the 64 KiB
+client API."""
 _BATCH_BYTES_MAX = 4 << 20
 _BATCH_MAX = 256
 _RETRY_S = 0.2
@@ -87,7 +95,7 @@ def _mac(secret: bytes, sender: str, boot: str, counter: int, body: str) -> str:
 class RaftEndpoint:
     """The receiving half, shared by the RPC handler (loop thread) and the transport.
 
-    The member's Raft RPC server (body limit `RAFT_BODY_BYTES_MAX`) passes requests for
+    The member's Raft RPC server (message limit `RAFT_MESSAGE_BYTES_MAX`) passes requests for
     `RAFT_SERVICE_KEY` to `receive`.
     """
 
@@ -124,14 +132,15 @@ class RaftEndpoint:
 
 
 class GrenacheRaftTransport(Transport):  # type: ignore[misc]
-    """A pysyncobj `Transport` over Grenache HTTP. Built by pysyncobj with
+    """A pysyncobj `Transport` over Grenache WebSocket RPC. Built by pysyncobj with
     ``transportClass=functools.partial(GrenacheRaftTransport, loop=..., client=..., ...)``.
 
     Args:
         sync_obj, self_node, other_nodes: as pysyncobj passes them; node ids are `member_id`
             strings (or bare ``host:port``) naming each member's Raft RPC server.
         loop: the asyncio loop the RPC server and ``client`` run on.
-        client: the RPC client used to reach the other members.
+        client: the WebSocket RPC client used to reach the other members (its connection to
+            a member is dropped when a request to it fails).
         endpoint: the receiving half, wired to this member's RPC server.
         secret: the cluster secret that signs every batch.
         wake: asks for a library tick soon (called on the loop when something arrives).
@@ -151,7 +160,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         other_nodes: Any,
         *,
         loop: asyncio.AbstractEventLoop,
-        client: RpcClient,
+        client: WsRpcClient,
         endpoint: RaftEndpoint,
         secret: bytes,
         wake: Callable[[], None],
@@ -383,6 +392,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             try:
                 await self._post(node_id, batch)
             except GrenacheError as exc:
+                self._client.disconnect(member_address(node_id))
                 if up or str(exc) != last_error:
                     _log.info("raft peer %s unreachable: %s", node_id, exc)
                 last_error = str(exc)

@@ -1,7 +1,7 @@
 """InProcessCluster: replicated-log members in one process, for tests and benchmarks.
 
-Each member is a real `RaftLog` (pysyncobj with its own tick thread) with its own Raft RPC
-server on 127.0.0.1; they talk real HTTP through the real transport. Only the process is
+Each member is a real `RaftLog` (pysyncobj ticked from the loop) with its own Raft RPC
+server on 127.0.0.1; they talk real WebSocket RPC through the real transport. Only the process is
 shared, which makes it quick to start and easy to inspect, and CPU-bound on a small machine.
 """
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 from peerbook.engine import Engine
 from peerbook.errors import RpcError
-from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache import Link, WsRpcClient, WsRpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler
 from peerbook.replication import OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_BODY_BYTES_MAX,
+    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
 )
@@ -64,16 +64,16 @@ class InProcessCluster:
         self._ports = list(ports) if ports is not None else [0] * size
         self._data_dirs = list(data_dirs) if data_dirs is not None else [None] * size
         self._endpoints = [RaftEndpoint(self.secret) for _ in range(size)]
-        self._servers: list[RpcServer] = []
-        self._clients = [RpcClient(Link(_UNUSED_GRAPE)) for _ in range(size)]
+        self._servers: list[WsRpcServer] = []
+        self._clients = [WsRpcClient(Link(_UNUSED_GRAPE)) for _ in range(size)]
         self.logs: list[RaftLog] = []
         self._stopped: set[int] = set()
 
     async def start(self, leader_timeout_s: float = 20.0) -> None:
         """Start every member and wait until one is leader."""
         for endpoint, port in zip(self._endpoints, self._ports, strict=True):
-            server = RpcServer(
-                _raft_service(endpoint), port=port, body_bytes_max=RAFT_BODY_BYTES_MAX
+            server = WsRpcServer(
+                _raft_service(endpoint), port=port, message_bytes_max=RAFT_MESSAGE_BYTES_MAX
             )
             await server.start()
             self._servers.append(server)

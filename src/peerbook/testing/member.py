@@ -29,13 +29,13 @@ from typing import Any
 
 from peerbook.engine import Engine
 from peerbook.errors import GrenacheError, PeerbookError, RpcError
-from peerbook.grenache import Link, RpcClient, RpcServer
+from peerbook.grenache import Link, WsRpcClient, WsRpcServer
 from peerbook.grenache.protocol import Json
 from peerbook.node.history import History
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_BODY_BYTES_MAX,
+    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
 )
@@ -101,11 +101,11 @@ class MemberProcesses:
         for index in list(self.processes):
             self.stop(index)
 
-    async def control(self, client: RpcClient, index: int, *request: Json) -> Json:
+    async def control(self, client: WsRpcClient, index: int, *request: Json) -> Json:
         """Send one control request to member ``index``."""
         return await client.send(self.addresses[index], CONTROL_KEY, list(request), timeout_s=15)
 
-    async def statuses(self, client: RpcClient) -> dict[int, Json]:
+    async def statuses(self, client: WsRpcClient) -> dict[int, Json]:
         """The status of every running member that answers."""
         found = {}
         for index in self.processes:
@@ -115,7 +115,7 @@ class MemberProcesses:
                 continue
         return found
 
-    async def wait_ready(self, client: RpcClient, timeout_s: float = 20) -> int:
+    async def wait_ready(self, client: WsRpcClient, timeout_s: float = 20) -> int:
         """Wait until one member leads and every running one reaches a majority; the leader."""
         async with asyncio.timeout(timeout_s):
             while True:
@@ -132,7 +132,7 @@ class MemberProcesses:
             (d / "member.log").read_text() for d in self.dirs if (d / "member.log").exists()
         )
 
-    async def wait_converged(self, client: RpcClient, timeout_s: float = 30) -> dict[int, Json]:
+    async def wait_converged(self, client: WsRpcClient, timeout_s: float = 30) -> dict[int, Json]:
         """Wait until every running member reports the same sequence and digest."""
         async with asyncio.timeout(timeout_s):
             while True:
@@ -192,9 +192,11 @@ async def _run(args: argparse.Namespace) -> None:
         raise RpcError(f"unknown control request {payload[0]!r}")
 
     host, port = args.address.rsplit(":", 1)
-    server = RpcServer(handle, host=host, port=int(port), body_bytes_max=RAFT_BODY_BYTES_MAX)
+    server = WsRpcServer(
+        handle, host=host, port=int(port), message_bytes_max=RAFT_MESSAGE_BYTES_MAX
+    )
     await server.start()
-    client = RpcClient(Link("http://127.0.0.1:9"))
+    client = WsRpcClient(Link("http://127.0.0.1:9"))
     raft = RaftLog(
         args.address,
         [p for p in args.partners.split(",") if p],
