@@ -13,7 +13,11 @@ that misses messages (a gap in ``nonce``) or reconnects resynchronises with
 ``fetchOrderBook``.
 
 Publishing runs in its own task from a bounded queue, so a slow subscriber never slows the
-log; if the queue is full, messages are dropped and counted (subscribers see the gap).
+log; if the queue is full, messages are dropped and counted (subscribers see the gap). While
+no subscriber is connected, no message is built at all: trade views, changed levels and the
+checksum were a quarter of a peer's apply time under load, spent on nobody. A subscriber
+that connects starts with the next entry, as one that reconnects does, and resynchronises
+with ``fetchOrderBook``.
 """
 
 import asyncio
@@ -69,6 +73,11 @@ class Feed:
         """The publisher's port (after `start`)."""
         return self._publisher.port
 
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers are connected now."""
+        return self._publisher.subscribers
+
     async def start(self) -> None:
         """Listen for subscribers and start publishing."""
         await self._publisher.start()
@@ -88,6 +97,8 @@ class Feed:
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Queue the messages of one applied entry (a state machine listener)."""
+        if not self._publisher.subscribers:
+            return
         engine = self._engine
         trades: dict[str, list[dict[str, Any]]] = {}
         touched: dict[str, set[tuple[Side, int]]] = {}

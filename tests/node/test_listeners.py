@@ -1,0 +1,86 @@
+"""What the peer's listeners on the applied event stream cost: the feed builds nothing for
+nobody, and the audit trail builds one row per order per write, from its latest state."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from peerbook.engine import Engine
+from peerbook.node import audit, feed
+from peerbook.node.audit import AuditTrail
+from peerbook.node.feed import Feed
+from peerbook.replication import OrderStateMachine
+from peerbook.replication.entries import encode_entry
+
+
+def order(owner: str, side: str, amount: str, price: str) -> dict[str, Any]:
+    args = ["BTC/USD", "limit", side, amount, price]
+    return {"op": "createOrder", "owner": owner, "timestamp": 1_764_000_000_000, "args": args}
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Count the calls of ``module.name`` (the name the module itself looks up)."""
+    calls: list[int] = []
+    real = getattr(module, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_the_feed_builds_no_message_while_nobody_subscribes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checksums = counting(monkeypatch, feed, "engine_checksum")
+
+    async def scenario() -> None:
+        machine = OrderStateMachine(Engine())
+        published = Feed(machine.engine)
+        machine.listeners.append(published.on_applied)
+        await published.start()
+        machine.apply(1, encode_entry("p1", [order("p1", "sell", "1", "30000")]))
+        assert checksums == []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{published.port}/") as socket,
+        ):
+            async with asyncio.timeout(5):
+                while not published.subscribers:
+                    await asyncio.sleep(0.01)
+            machine.apply(2, encode_entry("p2", [order("p2", "buy", "0.4", "30000")]))
+            assert len(checksums) == 1
+            message = await socket.receive_json(timeout=5)
+            assert message["channel"] == "trades" and message["nonce"] == 2
+        await published.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_audit_trail_writes_one_row_per_order_with_its_latest_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views = counting(monkeypatch, audit, "order_view")
+
+    async def scenario() -> None:
+        machine = OrderStateMachine(Engine())
+        trail = AuditTrail(tmp_path / "audit.sqlite3", machine.engine)
+        machine.listeners.append(trail.on_applied)
+        machine.apply(1, encode_entry("p1", [order("p1", "sell", "1", "30000")]))
+        for index in range(2, 6):  # the maker is filled a quarter at a time
+            machine.apply(index, encode_entry("p2", [order("p2", "buy", "0.25", "30000")]))
+        await trail.flush()
+        assert len(views) == 5  # the maker and four takers, each once
+        await trail.close()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(tmp_path / "audit.sqlite3") as db:
+        rows = db.execute("select id, filled, remaining, state from orders order by id").fetchall()
+    assert rows[0] == (1, "1", "0", "filled")
+    assert rows[1:] == [(i, "0.25", "0", "filled") for i in range(2, 6)]
