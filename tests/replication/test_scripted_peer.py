@@ -1,14 +1,16 @@
-"""A real member (pysyncobj behind our transport, real HTTP) facing a scripted peer that sends
+"""A real member (pysyncobj behind our transport, real WebSocket RPC) facing a scripted peer that sends
 exactly the Raft messages a test needs: what the member keeps, answers and commits."""
 
 import asyncio
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import Node
 
@@ -260,5 +262,35 @@ def test_a_snapshot_older_than_the_followers_own_is_ignored(tmp_path: Path) -> N
             assert await leader.append(TERM, (20, TERM), [], 20) == 21
             assert [entry[1] for entry in log] == held
             assert follower._member.raftCommitIndex == 20
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_follower_slow_to_install_a_snapshot_does_not_then_stand_for_election(
+    tmp_path: Path,
+) -> None:
+    """The election timeout measures the leader's silence: a follower that spent longer than
+    the longest timeout installing the leader's snapshot must not depose it right after."""
+
+    async def scenario() -> None:
+        (tmp_path / "member").mkdir()
+        async with member_and_peer(tmp_path / "member") as (follower, leader):
+            assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 2) == 3
+            install = follower.machine.install
+
+            def slow_install(data: bytes) -> None:
+                time.sleep(1.6)  # longer than the library's longest election timeout, 1.4 s
+                install(data)
+
+            follower.machine.install = slow_install  # type: ignore[method-assign]
+            chunk = await snapshot_file(tmp_path, 30, [leader.address, follower.address])
+            leader.send(
+                {"type": "append_entries", "term": TERM, "commit_index": 30, "serialized": chunk}
+            )
+            async with asyncio.timeout(10):
+                while follower._member.raftLastApplied < 30:
+                    await asyncio.sleep(0.01)
+            with pytest.raises(TimeoutError):  # no vote asked for before a timeout's minimum
+                await asyncio.wait_for(leader.next("request_vote"), 0.2)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -57,6 +57,7 @@ _IDLE_TICK_S = 0.01
 _NEVER = 2**62
 _SNAPSHOT_CHUNK_BYTES = 2**20  # a 16 MiB Raft request holds a chunk with room to spare
 
+_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}  # the library's _RAFT_STATE
 _NOT_APPLIED = {
     FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
     FAIL_REASON.MISSING_LEADER: "there is no leader (no quorum, or an election is running)",
@@ -143,6 +144,7 @@ class RaftLog:
             logCompactionMinTime=_NEVER,
             journalFile=None if data_dir is None else str(data_dir / "raft.journal"),
             dynamicMembershipChange=True,
+            onStateChanged=self._state_changed,
         )
         self.snapshots: SnapshotStore | None = None
         if data_dir is not None:
@@ -323,6 +325,19 @@ class RaftLog:
         """The address of the last known leader, or None."""
         leader = self._member._getLeader()
         return None if leader is None else str(leader.id)
+
+    def _state_changed(self, old: int, new: int) -> None:
+        """Log every change of Raft state, with the term and the log's end: an operator (or
+        a fault run's logs) can then tell when elections ran and who won."""
+        member = getattr(self, "_member", None)  # also called while the member is built
+        if member is None:
+            return
+        _log.info(
+            "raft state %s -> %s, term %d, log end %d, commit %d",
+            _STATE_NAMES.get(old, old), _STATE_NAMES.get(new, new), member.raftCurrentTerm,
+            member._getRaftLogSize() and member._SyncObj__getCurrentLogIndex(),
+            member.raftCommitIndex,
+        )  # fmt: skip
 
     def _fail(self, reason: str) -> None:
         _log.critical("this member stops: %s", reason)
