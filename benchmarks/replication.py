@@ -4,9 +4,9 @@ Run: ``python benchmarks/replication.py``.
 
 Two setups are measured in one invocation:
 
-* **in one process** (`InProcessCluster`: every member's Raft and HTTP on one event loop),
-  against a one-member "cluster" (no network, no majority) as the baseline. Orders are
-  proposed directly to the replication layer through a `Batcher` at the leader:
+* **in one process** (`InProcessCluster`: every member's Raft and its WebSocket traffic on
+  one event loop), against a one-member "cluster" (no network, no majority) as the baseline.
+  Orders are proposed directly to the replication layer through a `Batcher` at the leader:
 
 * throughput: ``--orders`` orders, at most ``--in-flight`` outstanding, timed until every
   member has applied all of them;

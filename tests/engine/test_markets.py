@@ -40,6 +40,8 @@ def test_increment_counts_whole_multiples_only() -> None:
     assert step.count("1.50") == 6
     assert step.count("0.3") is None
     assert step.count("1e2") is None
+    assert parse_decimal("1" * DECIMAL_CHARACTERS_MAX) is not None
+    assert parse_decimal("1" * (DECIMAL_CHARACTERS_MAX + 1)) is None
     parsed = parse_decimal("2.000")
     assert parsed is not None
     assert step.count_parsed(parsed) == 8

@@ -118,6 +118,26 @@ def test_disconnect_fails_waiting_requests_at_once_and_the_next_request_reconnec
     run(scenario())
 
 
+def test_a_heartbeat_server_drops_a_client_that_stops_answering_pings() -> None:
+    async def scenario() -> None:
+        server = WsRpcServer(echo, heartbeat_s=0.4)
+        await server.start()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{server.port}/ws", autoping=False) as socket,
+        ):
+            await asyncio.sleep(1.0)  # pings go unanswered meanwhile
+            kinds: list[aiohttp.WSMsgType] = []
+            async with asyncio.timeout(5):
+                while not kinds or kinds[-1] not in (aiohttp.WSMsgType.CLOSE,
+                                                     aiohttp.WSMsgType.CLOSED):  # fmt: skip
+                    kinds.append((await socket.receive()).type)
+            assert aiohttp.WSMsgType.PING in kinds
+        await server.stop()
+
+    run(scenario())
+
+
 def test_unparseable_ws_frame_is_answered_with_an_error() -> None:
     async def scenario() -> None:
         server = WsRpcServer(echo)

@@ -1,4 +1,4 @@
-"""Replicated-log members (real pysyncobj, real HTTP on 127.0.0.1) in one process."""
+"""Replicated-log members (real pysyncobj, real WebSocket RPC on 127.0.0.1) in one process."""
 
 import asyncio
 import json

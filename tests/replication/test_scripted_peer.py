@@ -15,16 +15,16 @@ from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import Node
 
 from peerbook.engine import Engine
-from peerbook.grenache import Link, WsRpcClient, WsRpcServer
+from peerbook.grenache import Link, WsRpcClient
 from peerbook.grenache.protocol import Json
 from peerbook.replication import OrderStateMachine
 from peerbook.replication.codec import encode_message
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
     _mac,
+    raft_server,
 )
 from peerbook.replication.snapshot_store import SnapshotStore
 
@@ -48,7 +48,7 @@ class ScriptedPeer:
         endpoint = RaftEndpoint(secret)
         endpoint.deliver = self._collect
         self._endpoint = endpoint
-        self.server = WsRpcServer(self._handle, port=0, message_bytes_max=RAFT_MESSAGE_BYTES_MAX)
+        self.server = raft_server(self._handle)
 
     async def _handle(self, key: str, payload: Json) -> Json:
         assert key == RAFT_SERVICE_KEY
@@ -106,7 +106,7 @@ async def member_and_peer(
     async def handle(key: str, payload: Json) -> Json:
         return endpoint.receive(payload)
 
-    server = WsRpcServer(handle, port=0, message_bytes_max=RAFT_MESSAGE_BYTES_MAX)
+    server = raft_server(handle)
     peer = ScriptedPeer(secret, endpoint)
     client = WsRpcClient(Link("http://127.0.0.1:9"))
     await server.start()
@@ -292,5 +292,21 @@ def test_a_follower_slow_to_install_a_snapshot_does_not_then_stand_for_election(
                     await asyncio.sleep(0.01)
             with pytest.raises(TimeoutError):  # no vote asked for before a timeout's minimum
                 await asyncio.wait_for(leader.next("request_vote"), 0.2)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_follower_whose_own_loop_stalled_does_not_then_stand_for_election() -> None:
+    """The leader's heartbeats sent during a member's own stall wait unread in its socket,
+    and the library checks its election timeout before it reads them: the stall must not
+    count as the leader's silence."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (_, leader):
+            assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 2) == 3
+            time.sleep(1.6)  # the member's loop is blocked longer than any election timeout
+            await asyncio.sleep(0.02)  # it ticks again before the next heartbeat arrives
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(leader.next("request_vote"), 0.15)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

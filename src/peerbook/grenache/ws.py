@@ -13,9 +13,11 @@ goes away, and with ``fan_in`` it listens to every publisher of the name at once
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
+from socket import SHUT_RDWR
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -58,10 +60,17 @@ IN_FLIGHT_MAX = 1024
 class _WsServer:
     """A WebSocket server on any path; subclasses say what to do with each socket."""
 
-    def __init__(self, host: str, port: int, message_bytes_max: int = MESSAGE_BYTES_MAX) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        message_bytes_max: int = MESSAGE_BYTES_MAX,
+        heartbeat_s: float | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._message_bytes_max = message_bytes_max
+        self._heartbeat_s = heartbeat_s
         self._runner: web.AppRunner | None = None
         self._sockets: dict[web.WebSocketResponse, asyncio.Transport | None] = {}
 
@@ -79,7 +88,9 @@ class _WsServer:
             self._runner = None
 
     async def _upgrade(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(compress=False, max_msg_size=self._message_bytes_max)
+        socket = web.WebSocketResponse(
+            compress=False, max_msg_size=self._message_bytes_max, heartbeat=self._heartbeat_s
+        )
         await socket.prepare(request)
         self._sockets[socket] = request.transport
         try:
@@ -131,6 +142,8 @@ async def _close(socket: aiohttp.ClientWebSocketResponse) -> None:
 class WsRpcServer(_WsServer):
     """Serves Grenache RPC requests over WebSocket; requests on one socket run concurrently.
     A message over ``message_bytes_max`` closes its socket (WebSocket code 1009) unparsed.
+    With ``heartbeat_s``, each socket is pinged that often and closed if no pong comes
+    within half of it, so a client cut off by a partition does not hold a socket forever.
     `stop` is graceful: requests already being handled are answered (for up to
     `DRAIN_TIMEOUT_S`) before the sockets close; requests arriving meanwhile are refused."""
 
@@ -141,8 +154,9 @@ class WsRpcServer(_WsServer):
         host: str = "127.0.0.1",
         port: int = 0,
         message_bytes_max: int = MESSAGE_BYTES_MAX,
+        heartbeat_s: float | None = None,
     ) -> None:
-        super().__init__(host, port, message_bytes_max)
+        super().__init__(host, port, message_bytes_max, heartbeat_s)
         self._handler = handler
         self._handling: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -258,6 +272,7 @@ class WsRpcClient(PeerClient):
         self._own_session = session is None
         self._connections: dict[str, _Connection] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        self._dropped: set[asyncio.Task[None]] = set()  # readers of dropped connections
 
     async def _connection(self, peer: str, timeout_s: float) -> _Connection:
         connection = self._connections.get(peer)
@@ -289,8 +304,10 @@ class WsRpcClient(PeerClient):
         future: asyncio.Future[protocol.RpcReply] = asyncio.get_running_loop().create_future()
         connection.waiting[rid] = future
         try:
-            await connection.socket.send_str(protocol.encode_request(rid, key, payload).decode())
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # writing too: a big frame waits for the peer
+                await connection.socket.send_str(
+                    protocol.encode_request(rid, key, payload).decode()
+                )
                 reply = await future
         except TimeoutError as exc:
             raise RequestTimeoutError(f"no reply from {peer} within {timeout:g} s") from exc
@@ -307,12 +324,18 @@ class WsRpcClient(PeerClient):
 
         For a caller that treats a request without a reply as a broken link: after a
         partition or a paused peer, a socket may look open while the kernel retransmits into
-        the void with ever longer back-off. Requests still waiting on it fail; the socket is
-        closed in the background, since a peer that is gone would hold a closing handshake
-        for `SEND_TIMEOUT_S`."""
+        the void with ever longer back-off. Requests still waiting on it fail. The socket is
+        shut down at once rather than closed with a handshake, which a peer that is gone
+        would hold for `SEND_TIMEOUT_S` (and unsent frames with it)."""
         connection = self._connections.pop(peer, None)
         if connection is not None:
+            raw = connection.socket.get_extra_info("socket")
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.shutdown(SHUT_RDWR)
             connection.reader.cancel()
+            self._dropped.add(connection.reader)
+            connection.reader.add_done_callback(self._dropped.discard)
 
     async def close(self) -> None:
         connections = list(self._connections.values())
@@ -321,6 +344,7 @@ class WsRpcClient(PeerClient):
         for connection in connections:
             await _close(connection.socket)
             await asyncio.gather(connection.reader, return_exceptions=True)
+        await asyncio.gather(*self._dropped, return_exceptions=True)
         if self._own_session and self._session is not None:
             await self._session.close()
         self._session = None

@@ -40,6 +40,7 @@ FLUSH_S = 0.2
 _log = logging.getLogger(__name__)
 _FINAL = ("filled", "canceled", "expired")
 _STATE_COLUMN = 14
+_ROWS_PER_TURN = 1000
 
 
 class AuditTrail:
@@ -72,7 +73,9 @@ class AuditTrail:
 
     def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
         """Queue every order of the engine's new state and ``trades`` (after a snapshot was
-        installed, when the entries that made them never passed through `on_applied`)."""
+        installed, when the entries that made them never passed through `on_applied`).
+        Orders queued before are dropped: they are the old state's objects."""
+        self._orders = {}
         for order in self._engine.orders():
             self._orders[order.order_id] = order
         for trade in trades:
@@ -131,7 +134,7 @@ class AuditTrail:
         self._orders, self._trades, self._fills = {}, [], []
         if not (queued or trades):
             return
-        orders = [self._row(order) for order in queued.values()]
+        orders = await self._rows(list(queued.values()))
         try:
             await asyncio.to_thread(self._write, orders, trades, fills)
         except sqlite3.Error as exc:
@@ -143,6 +146,17 @@ class AuditTrail:
             return
         closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
         self.on_written(max((row[0] for row in trades), default=0), closed)
+
+    async def _rows(self, queued: list[Order]) -> list[tuple[Any, ...]]:
+        """The rows of ``queued``, built on the loop a chunk at a time: after a snapshot
+        install every order is queued at once, and building all their rows in one go held
+        the loop (and the Raft ticks) for as long."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(queued), _ROWS_PER_TURN):
+            if start:
+                await asyncio.sleep(0)
+            rows.extend(self._row(order) for order in queued[start : start + _ROWS_PER_TURN])
+        return rows
 
     def _write(
         self,

@@ -1,10 +1,11 @@
 """The composition root of one peer: every part wired together, started and stopped in order.
 
-A peer runs two HTTP RPC servers: the API (contract sections 3 and 4, 64 KiB requests,
-announced on the grape) and the Raft server (cluster traffic with entries up to 1 MiB,
-authenticated by the cluster secret, never announced: members know each other's addresses
-from the Raft configuration). Applied log entries feed the engine (through the state
-machine), the trade history and the market-data feed.
+A peer runs an HTTP RPC server and a WebSocket RPC server for the API (contract sections 3
+and 4, 64 KiB requests, announced on the grape), the feed's publisher, and the Raft server, a
+WebSocket RPC server (cluster traffic with entries up to 1 MiB, authenticated by the cluster
+secret, never announced: members know each other's addresses from the Raft configuration).
+Applied log entries feed the engine (through the state machine), the trade history and the
+market-data feed.
 
 Start-up has three cases:
 - first start with ``bootstrap``: a one-member network, which elects itself;
@@ -51,11 +52,11 @@ from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
     member_id,
     member_peer,
+    raft_server,
 )
 
 __all__ = [
@@ -265,10 +266,7 @@ class Peer:
         self._audit.start()
         endpoint = RaftEndpoint(secret)
         host, port = identity.raft.rsplit(":", 1)
-        self._raft_server = WsRpcServer(
-            self._raft_handler(endpoint), host=host, port=int(port),
-            message_bytes_max=RAFT_MESSAGE_BYTES_MAX,
-        )  # fmt: skip
+        self._raft_server = raft_server(self._raft_handler(endpoint), host=host, port=int(port))
         await self._raft_server.start()
         self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
         await self.api_server.start()

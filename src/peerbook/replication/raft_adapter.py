@@ -6,10 +6,12 @@ Each member runs a `SyncObj` whose only replicated method applies one entry to t
 The library is ticked from the asyncio loop (``autoTick=False``), not from its own thread:
 right away when a proposal or a Raft message arrives, and for its timers every 2 ms while the
 log moves, every 10 ms once a tick changed nothing (an idle member ticking every 2 ms used
-9 % of a core). With a
-tick thread, every hand-over between it and the loop waited on the GIL (measured: a commit's
-two HTTP hops took 2-3 ms each and a three-member commit 10 ms at p50); on the loop, the
-library, the transport and the state machine run one after another without hand-overs.
+9 % of a core). With a tick thread, every hand-over between it and the loop waited on the
+GIL (measured: a commit's two hops took 2-3 ms each and a three-member commit 10 ms at p50);
+on the loop, the library, the transport and the state machine run one after another without
+hand-overs. A tick that comes late because the member itself was busy (a long tick, the loop
+held elsewhere) moves the library's timers on by the delay (`_forgive`): messages that came
+meanwhile are still unread, and the library checks its timers before reading them.
 
 Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 4):
 - ``appendEntriesUseBatch=False``: an entry is sent as soon as it is proposed (one-by-one
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.monotonic import monotonic
 from pysyncobj.node import Node
 
 from peerbook.errors import ReplicationError, SnapshotError, UnknownOutcomeError
@@ -54,10 +57,13 @@ __all__ = ["RaftLog"]
 _log = logging.getLogger(__name__)
 _TICK_S = 0.002
 _IDLE_TICK_S = 0.01
+_STALL_SLACK_S = 0.05
+"""A tick that comes this much later than planned counts the rest as a stall (`_forgive`)."""
 _NEVER = 2**62
 _SNAPSHOT_CHUNK_BYTES = 2**20  # a 16 MiB Raft request holds a chunk with room to spare
 
 _STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}  # the library's _RAFT_STATE
+_CANDIDATE = 1
 _NOT_APPLIED = {
     FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
     FAIL_REASON.MISSING_LEADER: "there is no leader (no quorum, or an election is running)",
@@ -195,8 +201,15 @@ class RaftLog:
         self._wake.set()
 
     async def _tick_forever(self) -> None:
+        wait = _TICK_S
+        last = monotonic()
         while True:
             self._wake.clear()
+            started = monotonic()
+            stalled = started - last - wait - _STALL_SLACK_S
+            if stalled > 0:
+                self._forgive(stalled)
+            last = started
             before = self._progress()
             try:
                 # Twice: the library folds acknowledgements into the commit index at the start
@@ -211,11 +224,25 @@ class RaftLog:
                 # top of a state this member does not have.
                 self._member.destroy()
                 return
+            wait = _TICK_S if self._progress() != before else _IDLE_TICK_S
             try:
-                async with asyncio.timeout(_TICK_S if self._progress() != before else _IDLE_TICK_S):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    def _forgive(self, stalled: float) -> None:
+        """Move the library's timers on by ``stalled`` seconds in which this member was not
+        ticking (a long tick, or the loop busy elsewhere: a snapshot install, a large
+        apply). Messages that came meanwhile are still unread in the sockets, and the
+        library checks its timers before it reads them: without this, a follower would
+        stand for election and a leader step down over their own pause, not the others'
+        silence. Private attributes of pinned pysyncobj 0.3.17."""
+        member = self._member
+        member._SyncObj__raftElectionDeadline += stalled
+        heard = member._SyncObj__lastResponseTime
+        for node in heard:
+            heard[node] += stalled
 
     def _progress(self) -> tuple[int, int, int, int]:
         """What a tick that did something changes: term, log length, commit and apply index."""
@@ -332,9 +359,11 @@ class RaftLog:
         member = getattr(self, "_member", None)  # also called while the member is built
         if member is None:
             return
+        # The library becomes a candidate before it moves to the term it stands in.
+        term = member.raftCurrentTerm + (new == _CANDIDATE)
         _log.info(
             "raft state %s -> %s, term %d, log end %d, commit %d",
-            _STATE_NAMES.get(old, old), _STATE_NAMES.get(new, new), member.raftCurrentTerm,
+            _STATE_NAMES.get(old, old), _STATE_NAMES.get(new, new), term,
             member._getRaftLogSize() and member._SyncObj__getCurrentLogIndex(),
             member.raftCommitIndex,
         )  # fmt: skip

@@ -39,7 +39,8 @@ from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.transport import Transport
 
 from peerbook.errors import GrenacheError, RemoteProtocolError, RpcError
-from peerbook.grenache import WsRpcClient
+from peerbook.grenache import WsRpcClient, WsRpcServer
+from peerbook.grenache.service import Handler
 from peerbook.replication.codec import decode_message, encode_message
 from peerbook.replication.overlap import Trimmed, tail_after_snapshot, trim_overlap
 from peerbook.replication.snapshot_store import snapshot_end
@@ -52,6 +53,7 @@ __all__ = [
     "member_address",
     "member_id",
     "member_peer",
+    "raft_server",
 ]
 
 _log = logging.getLogger(__name__)
@@ -61,6 +63,21 @@ RAFT_MESSAGE_BYTES_MAX = 16 << 20
 """Message size limit of a member's Raft RPC server (a `WsRpcServer`): log entries are up to
 1 MiB each, so Raft traffic runs on its own server with this limit, apart from the 64 KiB
 client API."""
+RAFT_HEARTBEAT_S = 5.0
+"""A member's Raft server pings each socket this often and drops one whose client does not
+answer within half of it (a client cut off by a partition; senders also post an empty batch
+every second when they have nothing to say)."""
+
+
+def raft_server(handler: Handler, *, host: str = "127.0.0.1", port: int = 0) -> WsRpcServer:
+    """The WebSocket RPC server a member's Raft traffic arrives on; ``handler`` passes requests
+    for `RAFT_SERVICE_KEY` to the member's `RaftEndpoint.receive`."""
+    return WsRpcServer(
+        handler, host=host, port=port, message_bytes_max=RAFT_MESSAGE_BYTES_MAX,
+        heartbeat_s=RAFT_HEARTBEAT_S,
+    )  # fmt: skip
+
+
 _BATCH_BYTES_MAX = 4 << 20
 _BATCH_MAX = 256
 _RETRY_S = 0.2
@@ -410,7 +427,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             try:
                 await self._post(node_id, batch)
             except GrenacheError as exc:
-                self._client.disconnect(member_address(node_id))
+                if not isinstance(exc, RpcError):  # no answer at all: the link is suspect
+                    self._client.disconnect(member_address(node_id))
                 if up or str(exc) != last_error:
                     _log.info("raft peer %s unreachable: %s", node_id, exc)
                 last_error = str(exc)

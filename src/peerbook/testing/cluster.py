@@ -18,9 +18,9 @@ from peerbook.grenache.service import Handler
 from peerbook.replication import OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
+    raft_server,
 )
 
 __all__ = ["InProcessCluster"]
@@ -72,9 +72,7 @@ class InProcessCluster:
     async def start(self, leader_timeout_s: float = 20.0) -> None:
         """Start every member and wait until one is leader."""
         for endpoint, port in zip(self._endpoints, self._ports, strict=True):
-            server = WsRpcServer(
-                _raft_service(endpoint), port=port, message_bytes_max=RAFT_MESSAGE_BYTES_MAX
-            )
+            server = raft_server(_raft_service(endpoint), port=port)
             await server.start()
             self._servers.append(server)
         addresses = [f"127.0.0.1:{s.port}" for s in self._servers]
@@ -110,7 +108,7 @@ class InProcessCluster:
         return self.logs[index]
 
     async def stop_member(self, index: int) -> None:
-        """Stop one member: its Raft thread and its server."""
+        """Stop one member: its Raft ticks and its server."""
         if index not in self._stopped:
             self._stopped.add(index)
             self.logs[index].close()

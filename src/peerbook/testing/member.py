@@ -29,15 +29,15 @@ from typing import Any
 
 from peerbook.engine import Engine
 from peerbook.errors import GrenacheError, PeerbookError, RpcError
-from peerbook.grenache import Link, WsRpcClient, WsRpcServer
+from peerbook.grenache import Link, WsRpcClient
 from peerbook.grenache.protocol import Json
 from peerbook.node.history import History
 from peerbook.replication import Batcher, OrderStateMachine
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
-    RAFT_MESSAGE_BYTES_MAX,
     RAFT_SERVICE_KEY,
     RaftEndpoint,
+    raft_server,
 )
 from peerbook.testing.processes import stop_process
 
@@ -192,9 +192,7 @@ async def _run(args: argparse.Namespace) -> None:
         raise RpcError(f"unknown control request {payload[0]!r}")
 
     host, port = args.address.rsplit(":", 1)
-    server = WsRpcServer(
-        handle, host=host, port=int(port), message_bytes_max=RAFT_MESSAGE_BYTES_MAX
-    )
+    server = raft_server(handle, host=host, port=int(port))
     await server.start()
     client = WsRpcClient(Link("http://127.0.0.1:9"))
     raft = RaftLog(
