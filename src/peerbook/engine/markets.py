@@ -71,12 +71,7 @@ class Increment:
         object.__setattr__(self, "units", parsed[0])
         object.__setattr__(self, "scale", parsed[1])
 
-    def count(self, text: str) -> int | None:
-        """How many increments ``text`` is, or None if it is not a decimal or not a multiple."""
-        parsed = parse_decimal(text)
-        return None if parsed is None else self.count_parsed(parsed)
-
-    def count_parsed(self, parsed: tuple[int, int]) -> int | None:
+    def count(self, parsed: tuple[int, int]) -> int | None:
         """How many increments a `parse_decimal` result is, or None if not a multiple."""
         value, scale = parsed
         if scale > self.scale:

@@ -236,7 +236,7 @@ def _count(value: object, increment: Increment, what: str, unit: str) -> int:
         raise _Refused(ErrorClass.INVALID_ORDER, f"{what} {value:.40} is not a decimal number")
     if parsed[0] <= 0:
         raise _Refused(ErrorClass.INVALID_ORDER, f"{what} {value:.40} must be positive")
-    count = increment.count_parsed(parsed)
+    count = increment.count(parsed)
     if count is None:
         raise _Refused(
             ErrorClass.INVALID_ORDER,
