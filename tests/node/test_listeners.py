@@ -84,3 +84,34 @@ def test_the_audit_trail_writes_one_row_per_order_with_its_latest_state(
         rows = db.execute("select id, filled, remaining, state from orders order by id").fetchall()
     assert rows[0] == (1, "1", "0", "filled")
     assert rows[1:] == [(i, "0.25", "0", "filled") for i in range(2, 6)]
+
+
+def test_a_stopping_peer_leaves_an_install_backlog_to_its_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A soak found peers that left right after joining and took over 20 s to stop: the
+    audit trail was writing every order of the snapshot they had just installed. A stop now
+    writes such a backlog for `CLOSE_S` at most (here none: one transaction, the first), and
+    the next start, which installs the snapshot again, writes the rest."""
+    monkeypatch.setattr(audit, "ORDERS_PER_WRITE", 100)
+    monkeypatch.setattr(audit, "CLOSE_S", 0.0)
+    machine = OrderStateMachine(Engine())
+    for index in range(1, 351):
+        side, price = ("sell", "30001") if index % 2 else ("buy", "29999")  # nothing trades
+        machine.apply(index, encode_entry("p1", [order("p1", side, "1", price)]))
+    path = tmp_path / "audit.sqlite3"
+
+    def rows() -> int:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("select count(*) from orders").fetchone()[0])
+
+    async def start_and_stop(expected_after_stop: int) -> None:
+        trail = AuditTrail(path, machine.engine)
+        trail.on_installed([])
+        trail.start()
+        await trail.close()
+        assert rows() == expected_after_stop
+
+    asyncio.run(start_and_stop(100))
+    monkeypatch.setattr(audit, "CLOSE_S", 60.0)
+    asyncio.run(start_and_stop(350))

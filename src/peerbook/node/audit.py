@@ -17,6 +17,13 @@ restart rewrites the same rows. The schema, and reading rows back, are in
 After each write, ``on_written`` is told the highest trade id and the closed orders now on
 disk: the peer's history then lets them leave memory (`History.archived`), and serves them
 from here from then on.
+
+A snapshot install queues every order of the new state at once (a whole history: hundreds of
+thousands of rows, tens of seconds of writing on a busy machine). That backlog is written
+`ORDERS_PER_WRITE` orders per transaction, and a stopping peer writes it for at most
+`CLOSE_S` more: what is left is written at its next start, which installs its snapshot and
+re-applies its journal again (a soak found peers that left right after joining and took over
+20 s to stop, writing the backlog of the snapshot they had just installed).
 """
 
 import asyncio
@@ -34,9 +41,11 @@ from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.wire.views import order_view
 
-__all__ = ["FLUSH_S", "AuditTrail"]
+__all__ = ["CLOSE_S", "FLUSH_S", "ORDERS_PER_WRITE", "AuditTrail"]
 
 FLUSH_S = 0.2
+ORDERS_PER_WRITE = 10_000
+CLOSE_S = 3.0
 _log = logging.getLogger(__name__)
 _FINAL = ("filled", "canceled", "expired")
 _STATE_COLUMN = 14
@@ -58,6 +67,8 @@ class AuditTrail:
         the ids of the orders written in a final (closed) state."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._close_by: float | None = None  # loop time; set once closing
+        self._installs = 0  # how many installs replaced the queue (a flush under way stops)
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Queue the rows of one applied entry (a state machine listener)."""
@@ -75,6 +86,7 @@ class AuditTrail:
         """Queue every order of the engine's new state and ``trades`` (after a snapshot was
         installed, when the entries that made them never passed through `on_applied`).
         Orders queued before are dropped: they are the old state's objects."""
+        self._installs += 1
         self._orders = {}
         for order in self._engine.orders():
             self._orders[order.order_id] = order
@@ -120,32 +132,63 @@ class AuditTrail:
     async def _flush_forever(self) -> None:
         # Never cancelled half way through a write: `close` sets `_stopping` and waits for
         # this loop's last flush, so two writes never share the connection at once.
-        while not self._stopping.is_set():
+        # The last flush comes after `_stopping` is set, also when it was set before the
+        # first (a trail closed as soon as it started).
+        while True:
             try:
                 async with asyncio.timeout(FLUSH_S):
                     await self._stopping.wait()
             except TimeoutError:
                 pass
             await self.flush()
+            if self._stopping.is_set():
+                return
 
     async def flush(self) -> None:
-        """Write everything queued, in one transaction, on a worker thread."""
+        """Write everything queued, on a worker thread, in transactions of at most
+        `ORDERS_PER_WRITE` orders (the queued trades go with the first). Once the trail is
+        closing and its `CLOSE_S` are spent, the orders not yet written stay queued."""
         queued, trades, fills = self._orders, self._trades, self._fills
         self._orders, self._trades, self._fills = {}, [], []
-        if not (queued or trades):
+        pending = list(queued.values())
+        installs = self._installs
+        while pending or trades:
+            chunk, pending = pending[:ORDERS_PER_WRITE], pending[ORDERS_PER_WRITE:]
+            orders = await self._rows(chunk)
+            try:
+                await asyncio.to_thread(self._write, orders, trades, fills)
+            except sqlite3.Error as exc:
+                # Kept for the next flush (their rows are built again then), so nothing
+                # leaves memory that is not on disk, and the peer keeps serving meanwhile.
+                _log.error("writing the audit trail failed, retrying: %s", exc)
+                self._requeue(installs, chunk + pending, trades, fills)
+                return
+            closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
+            self.on_written(max((row[0] for row in trades), default=0), closed)
+            trades, fills = [], []
+            if installs != self._installs:
+                return  # what is left is the old state's; the install queued the new one
+            if pending and self._close_by is not None and self._loop_time() > self._close_by:
+                self._requeue(installs, pending, [], [])
+                return
+
+    def _requeue(
+        self,
+        installs: int,
+        orders: list[Order],
+        trades: list[tuple[Any, ...]],
+        fills: list[tuple[Any, ...]],
+    ) -> None:
+        """Put what a flush did not write back in front of what was queued meanwhile (unless
+        an install replaced the whole queue since)."""
+        if installs != self._installs:
             return
-        orders = await self._rows(list(queued.values()))
-        try:
-            await asyncio.to_thread(self._write, orders, trades, fills)
-        except sqlite3.Error as exc:
-            # Kept for the next flush (their rows are built again then), so nothing leaves
-            # memory that is not on disk, and the peer keeps serving meanwhile.
-            _log.error("writing the audit trail failed, retrying: %s", exc)
-            self._orders = {**queued, **self._orders}
-            self._trades, self._fills = trades + self._trades, fills + self._fills
-            return
-        closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
-        self.on_written(max((row[0] for row in trades), default=0), closed)
+        self._orders = {**{order.order_id: order for order in orders}, **self._orders}
+        self._trades, self._fills = trades + self._trades, fills + self._fills
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     async def _rows(self, queued: list[Order]) -> list[tuple[Any, ...]]:
         """The rows of ``queued``, built on the loop a chunk at a time: after a snapshot
@@ -171,12 +214,18 @@ class AuditTrail:
             self._db.executemany(f"insert or replace into fills values ({_marks(4)})", fills)
 
     async def close(self) -> None:
-        """Write what is left and close the database."""
+        """Write what is left, for at most `CLOSE_S`, and close the database."""
+        self._close_by = self._loop_time() + CLOSE_S
         self._stopping.set()
         if self._task is not None:
             await self._task
         else:
             await self.flush()
+        if self._orders:
+            _log.warning(
+                "%d orders are not in the audit trail yet: they are written at the next start",
+                len(self._orders),
+            )
         self._db.close()
 
 

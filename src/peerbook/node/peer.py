@@ -19,11 +19,13 @@ Every applied command is also written to ``commands.jsonl`` in the data director
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -72,6 +74,7 @@ _log = logging.getLogger(__name__)
 _JOIN_TIMEOUT_S = 60.0
 _MEMBERS_SAVE_S = 1.0
 _RESTART_WAIT_S = 3.0
+_SLOW_STOP_STEP_S = 1.0
 DEFAULT_SNAPSHOT_ENTRIES = 20_000
 # A restarted grape has lost every record and nobody is told: re-announcing this often
 # bounds how long clients cannot find the peer (measured: a 30 s interval left writes
@@ -506,35 +509,56 @@ class Peer:
         return self._raft.failure or "the replicated log failed"
 
     async def stop(self) -> None:
-        """Stop announcing, finish in-flight requests, stop the log and close everything."""
-        await self._link.close()
+        """Stop announcing, finish in-flight requests, stop the log and close everything.
+        A step that takes more than `_SLOW_STOP_STEP_S` is logged with its time, so that a
+        slow stop says which part held it (a soak found peers that took over 20 s)."""
+        for step, action in self._stop_steps():
+            started = time.monotonic()
+            await action()
+            took = time.monotonic() - started
+            if took > _SLOW_STOP_STEP_S:
+                _log.warning("stopping: %s took %.1f s", step, took)
+
+    def _stop_steps(self) -> Iterator[tuple[str, Callable[[], Awaitable[None]]]]:
+        """The steps of `stop`, in order, for the parts that were started."""
+
+        async def done(close: Callable[[], None]) -> None:
+            close()
+
+        async def tasks() -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+        yield "the announcements", self._link.close
         if self.api_server is not None:
-            await self.api_server.stop()
+            yield "the HTTP API", self.api_server.stop
         if self.ws_server is not None:
-            await self.ws_server.stop()
+            yield "the WebSocket API", self.ws_server.stop
         if self._batcher is not None:
-            await self._batcher.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            yield "the writes in flight", self._batcher.close
+        yield "the background tasks", tasks
         if self._feed is not None:
-            await self._feed.stop()
+            yield "the feed", self._feed.stop
         if self.metrics_server is not None:
-            await self.metrics_server.stop()
+            yield "the metrics server", self.metrics_server.stop
         if self._raft is not None:
-            self._raft.close()
+            yield "the replicated log", functools.partial(done, self._raft.close)
         if self._raft_server is not None:
-            await self._raft_server.stop()
+            yield "the Raft server", self._raft_server.stop
+        yield "the RPC clients", self._close_clients
+        if self._auth is not None:
+            yield "the nonce log", functools.partial(done, self._auth.close)
+        if self._commands is not None:
+            yield "the command log", functools.partial(done, self._commands.close)
+        if self._audit is not None:
+            yield "the audit trail", self._audit.close
+        if self._archive is not None:
+            yield "the archive", functools.partial(done, self._archive.close)
+
+    async def _close_clients(self) -> None:
         await self._client.close()
         await self._raft_client.close()
-        if self._auth is not None:
-            self._auth.close()
-        if self._commands is not None:
-            self._commands.close()
-        if self._audit is not None:
-            await self._audit.close()
-        if self._archive is not None:
-            self._archive.close()
 
 
 async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) -> None:
