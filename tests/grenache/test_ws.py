@@ -309,3 +309,28 @@ def test_a_stopping_ws_server_answers_the_requests_it_is_handling() -> None:
             await client.close()
 
     run(scenario())
+
+
+def test_a_client_that_gave_up_before_the_handshake_logs_no_server_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A soak logged some 1,300 aiohttp tracebacks: Raft clients whose handshake timed out
+    while the server's loop was busy, answered on a closing transport. What the server sees
+    then is simulated: the handshake's write fails."""
+
+    async def closing(*_: object) -> None:
+        raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+
+    async def scenario() -> None:
+        server = WsRpcServer(echo)
+        await server.start()
+        monkeypatch.setattr(web.WebSocketResponse, "prepare", closing)
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):
+                async with asyncio.timeout(5):
+                    await session.ws_connect(f"ws://127.0.0.1:{server.port}/ws")
+        monkeypatch.undo()
+        await server.stop()
+
+    run(scenario())
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

@@ -91,7 +91,13 @@ class _WsServer:
         socket = web.WebSocketResponse(
             compress=False, max_msg_size=self._message_bytes_max, heartbeat=self._heartbeat_s
         )
-        await socket.prepare(request)
+        try:
+            await socket.prepare(request)
+        except ConnectionResetError:
+            # The client gave up before the handshake was answered (its 2 s ran out while
+            # this loop was busy, e.g. loading a snapshot): nothing to serve, nothing to log.
+            # aiohttp then fails to send the unprepared response, quietly.
+            return socket
         self._sockets[socket] = request.transport
         try:
             await self._serve(socket)
