@@ -115,3 +115,39 @@ def test_a_stopping_peer_leaves_an_install_backlog_to_its_next_start(
     asyncio.run(start_and_stop(100))
     monkeypatch.setattr(audit, "CLOSE_S", 60.0)
     asyncio.run(start_and_stop(350))
+
+
+def test_a_closing_trail_still_writes_a_backlog_an_install_queued_during_its_last_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install that replaces the queue while a flush is writing cuts that flush short;
+    a trail that is closing meanwhile goes on writing the new backlog within `CLOSE_S`
+    (the ten-minute fault run after the soak showed a stop that left 1,259 orders at once)."""
+    monkeypatch.setattr(audit, "ORDERS_PER_WRITE", 100)
+    monkeypatch.setattr(audit, "CLOSE_S", 60.0)
+    machine = OrderStateMachine(Engine())
+    for index in range(1, 301):
+        side, price = ("sell", "30001") if index % 2 else ("buy", "29999")  # nothing trades
+        machine.apply(index, encode_entry("p1", [order("p1", side, "1", price)]))
+    path = tmp_path / "audit.sqlite3"
+
+    async def scenario() -> None:
+        trail = AuditTrail(path, machine.engine)
+        loop = asyncio.get_running_loop()
+        real_write, writes = trail._write, []
+
+        def write(*rows: Any) -> None:  # on the worker thread
+            writes.append(1)
+            if len(writes) == 1:  # an install arrives while the first write is under way
+                loop.call_soon_threadsafe(trail.on_installed, [])
+            real_write(*rows)
+
+        monkeypatch.setattr(trail, "_write", write)
+        trail.on_installed([])
+        trail.start()
+        await trail.close()
+        assert len(writes) == 4  # the cut flush's first 100, then the new 300
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        assert db.execute("select count(*) from orders").fetchone()[0] == 300

@@ -132,8 +132,9 @@ class AuditTrail:
     async def _flush_forever(self) -> None:
         # Never cancelled half way through a write: `close` sets `_stopping` and waits for
         # this loop's last flush, so two writes never share the connection at once.
-        # The last flush comes after `_stopping` is set, also when it was set before the
-        # first (a trail closed as soon as it started).
+        # Once `_stopping` is set (also before the first turn: a trail closed as soon as it
+        # started), it flushes until nothing is queued or `CLOSE_S` are spent: a flush that
+        # an install cut short leaves the install's backlog queued.
         while True:
             try:
                 async with asyncio.timeout(FLUSH_S):
@@ -141,7 +142,7 @@ class AuditTrail:
             except TimeoutError:
                 pass
             await self.flush()
-            if self._stopping.is_set():
+            if self._stopping.is_set() and (not (self._orders or self._trades) or self._late()):
                 return
 
     async def flush(self) -> None:
@@ -168,7 +169,7 @@ class AuditTrail:
             trades, fills = [], []
             if installs != self._installs:
                 return  # what is left is the old state's; the install queued the new one
-            if pending and self._close_by is not None and self._loop_time() > self._close_by:
+            if pending and self._late():
                 self._requeue(installs, pending, [], [])
                 return
 
@@ -185,6 +186,10 @@ class AuditTrail:
             return
         self._orders = {**{order.order_id: order for order in orders}, **self._orders}
         self._trades, self._fills = trades + self._trades, fills + self._fills
+
+    def _late(self) -> bool:
+        """Whether the trail is closing and its `CLOSE_S` are spent."""
+        return self._close_by is not None and self._loop_time() > self._close_by
 
     @staticmethod
     def _loop_time() -> float:
