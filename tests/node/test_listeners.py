@@ -35,6 +35,15 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[in
     return calls
 
 
+def resting_orders(count: int) -> OrderStateMachine:
+    """A state machine that applied ``count`` orders that all rest (none trades)."""
+    machine = OrderStateMachine(Engine())
+    for index in range(1, count + 1):
+        side, price = ("sell", "30001") if index % 2 else ("buy", "29999")
+        machine.apply(index, encode_entry("p1", [order("p1", side, "1", price)]))
+    return machine
+
+
 def test_the_feed_builds_no_message_while_nobody_subscribes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -95,10 +104,7 @@ def test_a_stopping_peer_leaves_an_install_backlog_to_its_next_start(
     the next start, which installs the snapshot again, writes the rest."""
     monkeypatch.setattr(audit, "ORDERS_PER_WRITE", 100)
     monkeypatch.setattr(audit, "CLOSE_S", 0.0)
-    machine = OrderStateMachine(Engine())
-    for index in range(1, 351):
-        side, price = ("sell", "30001") if index % 2 else ("buy", "29999")  # nothing trades
-        machine.apply(index, encode_entry("p1", [order("p1", side, "1", price)]))
+    machine = resting_orders(350)
     path = tmp_path / "audit.sqlite3"
 
     def rows() -> int:
@@ -125,10 +131,7 @@ def test_a_closing_trail_still_writes_a_backlog_an_install_queued_during_its_las
     (the ten-minute fault run after the soak showed a stop that left 1,259 orders at once)."""
     monkeypatch.setattr(audit, "ORDERS_PER_WRITE", 100)
     monkeypatch.setattr(audit, "CLOSE_S", 60.0)
-    machine = OrderStateMachine(Engine())
-    for index in range(1, 301):
-        side, price = ("sell", "30001") if index % 2 else ("buy", "29999")  # nothing trades
-        machine.apply(index, encode_entry("p1", [order("p1", side, "1", price)]))
+    machine = resting_orders(300)
     path = tmp_path / "audit.sqlite3"
 
     async def scenario() -> None:
