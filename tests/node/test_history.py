@@ -15,7 +15,7 @@ import pytest
 
 from peerbook.engine import Engine
 from peerbook.errors import SnapshotError
-from peerbook.node.archive import Archive
+from peerbook.node.archive import Archive, connect
 from peerbook.node.audit import AuditTrail
 from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine
@@ -172,3 +172,60 @@ def test_a_snapshot_from_before_the_history_part_still_installs() -> None:
     copy, copy_history = machine_with_history()
     copy.install(json.dumps(document).encode())
     assert reads(copy_history, copy) == reads(live_history, live)
+
+
+async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderStateMachine]:
+    """A peer with an audit trail at ``path`` that snapshots halfway through ``entries``,
+    applies the rest (its audit trail writing on) and stops; its snapshot, and a machine
+    that kept everything in memory."""
+    keeper, _ = machine_with_history()
+    writer, history = machine_with_history()
+    audit = AuditTrail(path, writer.engine)
+    archive = Archive(path)
+    history.attach(archive)
+    audit.on_written = history.archived
+    writer.listeners.append(audit.on_applied)
+    snapshot = b""
+    for index, text in enumerate(entries, start=1):
+        keeper.apply(index, text)
+        writer.apply(index, text)
+        if index % 7 == 0:
+            await audit.flush()
+        if index == len(entries) // 2:
+            snapshot = writer.snapshot()
+    await audit.close()
+    archive.close()
+    return snapshot, keeper
+
+
+@pytest.mark.parametrize("archive_lacks", [None, "a trade", "a retired order"])
+def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_it(
+    tmp_path: Path, archive_lacks: str | None
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+    entries = entries_of(random_commands(12, 3000), 10)
+    snapshot, keeper = asyncio.run(_stopped_midway(path, entries))
+    retired = json.loads(snapshot)["parts"]["history"]["orders"]
+    assert retired
+    db = connect(path)
+    if archive_lacks == "a trade":
+        db.execute("delete from trades where id = 5")
+    elif archive_lacks == "a retired order":
+        db.execute("delete from orders where id = ?", (retired[-1][0],))
+    db.close()
+    restarted, history = machine_with_history()
+    archive = Archive(path)
+    history.attach(archive)
+    restarted.install(snapshot)
+    if archive_lacks is None:  # left unread: nothing reinstated, no trade back in memory
+        assert restarted.engine.retired_count == len(retired)
+        assert not list(history.every_trade())
+    else:
+        assert restarted.engine.retired_count == 0
+    for index, text in enumerate(entries[len(entries) // 2 :], start=len(entries) // 2 + 1):
+        restarted.apply(index, text)
+    keeper_history = keeper.parts["history"]
+    assert isinstance(keeper_history, History)
+    assert restarted.engine.digest() == keeper.engine.digest()
+    assert reads(history, restarted) == reads(keeper_history, keeper)
+    archive.close()

@@ -146,6 +146,10 @@ class Engine:
         """Every retired order, in id order."""
         return iter(self._retired)
 
+    def retired_ids(self) -> Iterator[int]:
+        """The id of every retired order, in id order."""
+        return self._retired.ids()
+
     @property
     def order_count(self) -> int:
         """How many orders are held in full (every order not retired)."""

@@ -41,7 +41,8 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 
-_SCHEMA = """
+_CLOSED = "state in ('filled', 'canceled', 'expired')"
+_SCHEMA = f"""
 create table if not exists orders (
     id integer primary key, owner text not null, client_order_id text, symbol text not null,
     side text not null, type text not null, time_in_force text not null, post_only integer,
@@ -52,6 +53,7 @@ create table if not exists orders (
 create index if not exists orders_owner on orders (owner, id);
 create index if not exists orders_client on orders (owner, client_order_id)
     where client_order_id is not null;
+create index if not exists orders_closed on orders (id) where {_CLOSED};
 create table if not exists trades (
     id integer primary key, symbol text not null, price text not null, amount text not null,
     cost text not null, taker_side text not null, taker_order integer not null,
@@ -66,7 +68,6 @@ create index if not exists fills_owner on fills (owner, trade_id);
 create index if not exists fills_order on fills (order_id, trade_id);
 """
 _TABLES = ("orders", "trades", "fills")
-_CLOSED = "state in ('filled', 'canceled', 'expired')"
 _SIDES = tuple(Side)
 _TRADE_FIELDS = len(TradeExecuted._fields)
 
@@ -215,6 +216,20 @@ class Archive:
             (*values, limit),
         ).fetchall()
         return rows if since is not None else rows[::-1]
+
+    def holds(self, trade_count: int, closed_ids: Iterable[int]) -> bool:
+        """Whether the database holds every trade up to id ``trade_count`` and a closed row of
+        each order in ``closed_ids``: then a snapshot's copy of them (its history part) adds
+        nothing, as when a peer restarts from its own data directory. Reads indexes only."""
+        (trades,) = self._db.execute(
+            "select count(*) from trades where id <= ?", (trade_count,)
+        ).fetchone()
+        if trades != trade_count:
+            return False
+        held = {order_id for (order_id,) in self._db.execute(
+            f"select id from orders indexed by orders_closed where {_CLOSED}"
+        ).fetchall()}  # fmt: skip
+        return all(map(held.__contains__, closed_ids))
 
     def order_records(self, ids: Iterable[int]) -> Iterator[list[Any]]:
         """The records (`encode_order` arrays) of the closed orders with these ids (given in

@@ -16,7 +16,11 @@ it is on disk. Without an archive (tests, tools) everything simply stays in memo
 
 History is a `SnapshotPart`: a snapshot carries every trade and the full records of the
 retired orders (read from the archive, in the forked child that writes snapshots), so a peer
-that installs it holds and serves the same history as the peer that wrote it.
+that installs it holds and serves the same history as the peer that wrote it. A peer whose
+own archive already holds all of that (it restarts from its own data directory) leaves the
+snapshot's copy unread: it keeps the retired orders retired and reads the fills of the
+orders still in memory back from disk (loading the copy was the bulk of a restart behind a
+long history, and put every trade back in memory until the audit trail had rewritten it).
 """
 
 import bisect
@@ -230,12 +234,19 @@ class History:
         orders, trades = export(self._archive.path, retired, archived)
         return {"orders": orders, "trades": [*trades, *recent]}
 
-    def parse(self, document: Any, engine: Engine) -> tuple[list[Order], list[TradeExecuted]]:
-        """The retired orders and trades of a `dump`, checked against the restored ``engine``.
+    def parse(
+        self, document: Any, engine: Engine
+    ) -> tuple[list[Order], list[TradeExecuted]] | None:
+        """The retired orders and trades of a `dump`, checked against the restored ``engine``;
+        None, without reading ``document``, when the archive already holds all of them.
 
         Raises:
             SnapshotError: not a dump of this engine's retired orders, markets and trades.
         """
+        if self._archive is not None and self._archive.holds(
+            engine.trade_count, engine.retired_ids()
+        ):
+            return None
         if isinstance(document, list):  # the "trades" part of snapshot format before 2026-11-26
             document = {"orders": [], "trades": document}
         if not isinstance(document, dict) or set(document) != {"orders", "trades"}:
@@ -291,17 +302,29 @@ class History:
         if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
             raise SnapshotError("the retired orders' fills disagree with the engine's")
 
-    def load(self, parsed: tuple[list[Order], list[TradeExecuted]]) -> None:
+    def load(self, parsed: tuple[list[Order], list[TradeExecuted]] | None) -> None:
         """Start over from the (already restored) engine, with the retired orders' full
-        records back in it until the audit trail holds them here, and these trades."""
-        orders, trades = parsed
-        try:
-            self._engine.reinstate(orders)
-        except InvalidCommand as exc:  # `parse` checked every record: not expected
-            raise SnapshotError(str(exc)) from exc
-        self._trades = {s: [] for s in self._engine.markets}
+        records back in it until the audit trail holds them here, and these trades; or, when
+        the archive holds them (``parsed`` is None), with the fills of the orders the engine
+        holds read back from it."""
+        engine = self._engine
+        if parsed is not None:
+            try:
+                engine.reinstate(parsed[0])
+            except InvalidCommand as exc:  # `parse` checked every record: not expected
+                raise SnapshotError(str(exc)) from exc
+        self._trades = {s: [] for s in engine.markets}
         self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
-        for order in self._engine.orders():
+        for order in engine.orders():
             self._owner_orders.setdefault(order.owner, {})[order.order_id] = None
-        for trade in trades:
-            self._record(trade)
+        if parsed is not None:
+            for trade in parsed[1]:
+                self._record(trade)
+            return
+        archive = self._archive
+        assert archive is not None  # `parse` found everything in it
+        upto = self.archived_trade_id = engine.trade_count
+        for order in engine.orders():
+            if order.filled:  # only fills up to the snapshot: the journal's tail follows
+                fills = archive.fills_of_order(order.order_id)
+                self._order_fills[order.order_id] = [f for f in fills if f.trade.trade_id <= upto]
