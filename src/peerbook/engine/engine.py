@@ -367,13 +367,25 @@ class Engine:
         """The digest chain and open block, for `peerbook.engine.snapshot`."""
         return self._digest.state()
 
-    def retired_client_order_ids(self) -> Iterator[tuple[str, str, int]]:
+    def retired_client_order_ids(
+        self, kept: Iterable[tuple[str, str, int]] = ()
+    ) -> Iterator[tuple[str, str, int]]:
         """(owner, client order id, order id) of every retired order placed with a client
         order id whose id is still in memory (`keep_client_ids_in`), for
-        `peerbook.engine.snapshot`."""
+        `peerbook.engine.snapshot`; then those of ``kept`` (what the store holds, read by
+        the caller: the engine does no I/O) that left memory, checked as a lookup is."""
         retired = self._retired
-        for (owner, client_order_id), order_id in self._by_client_id.items():
+        by_client_id = self._by_client_id
+        for (owner, client_order_id), order_id in by_client_id.items():
             if order_id not in self._orders and retired.get(order_id) is not None:
+                yield owner, client_order_id, order_id
+        for owner, client_order_id, order_id in kept:
+            facts = retired.get(order_id)
+            if (
+                facts is not None
+                and facts.owner == owner
+                and (owner, client_order_id) not in by_client_id
+            ):
                 yield owner, client_order_id, order_id
 
     @property

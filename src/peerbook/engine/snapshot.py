@@ -11,6 +11,7 @@ anything else. No pickle is involved anywhere.
 
 import itertools
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from peerbook.engine.engine import Engine, RetiredState
@@ -30,8 +31,13 @@ VERSION = 2
 _ORDER_FIELDS = 15
 
 
-def snapshot(engine: Engine) -> bytes:
-    """The canonical encoding of ``engine``'s state."""
+def snapshot(engine: Engine, kept_client_ids: Iterable[tuple[str, str, int]] = ()) -> bytes:
+    """The canonical encoding of ``engine``'s state.
+
+    An engine that keeps retired orders' client order ids in a store
+    (`Engine.keep_client_ids_in`) encodes only those still in memory, unless the caller
+    passes the store's (owner, client order id, order id) triples as ``kept_client_ids``:
+    then the encoding restores an engine that needs no store (`peerbook replay`'s)."""
     chain, open_block = engine.digest_state()
     document = {
         "format": FORMAT,
@@ -47,7 +53,10 @@ def snapshot(engine: Engine) -> bytes:
             "orders": [[r.order_id, r.owner, r.symbol, int(r.state)]
                        for r in engine.retired_orders()],
             "client_order_ids": [
-                list(c) for c in sorted(engine.retired_client_order_ids(), key=lambda c: c[2])
+                list(c)
+                for c in sorted(
+                    engine.retired_client_order_ids(kept_client_ids), key=lambda c: c[2]
+                )
             ],
             "fills": sorted(
                 [symbol, int(side), lots]

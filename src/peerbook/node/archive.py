@@ -153,6 +153,13 @@ class Archive:
         ).fetchall()  # all: a statement left unfinished would hold an old read snapshot
         return None if not rows else int(rows[0][0])
 
+    def client_order_ids(self) -> Iterator[tuple[str, str, int]]:
+        """(owner, client order id, id) of every order placed with a client order id."""
+        return iter(self._db.execute(
+            "select owner, client_order_id, id from orders indexed by orders_client "
+            "where client_order_id is not null"
+        ).fetchall())  # fmt: skip
+
     def closed_orders(
         self, owner: str, symbol: str | None, since: int | None, limit: int, upto: int
     ) -> list[Order]:

@@ -15,6 +15,7 @@ DIR/commands.jsonl`` is the proof.
 """
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from peerbook.engine import Engine
@@ -34,12 +35,24 @@ def replay_arguments(path: Path) -> list[str]:
 
 class CommandLog:
     """Appends applied commands to ``path`` (truncated when opened); ``start`` is the engine
-    snapshot the commands apply to, absent while that is a fresh engine."""
+    snapshot the commands apply to, absent while that is a fresh engine.
 
-    def __init__(self, path: Path, engine: Engine) -> None:
+    Args:
+        kept_client_ids: reads the store that keeps retired orders' client order ids out of
+            the engine's memory (`Engine.keep_client_ids_in`), so that ``start`` holds them
+            too: a command that repeats one must replay as it applied.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        engine: Engine,
+        kept_client_ids: Callable[[], Iterable[tuple[str, str, int]]] = lambda: (),
+    ) -> None:
         self.path = path
         self.start = path.with_name(path.stem + ".snapshot.json")  # see `replay_arguments`
         self._engine = engine
+        self._kept_client_ids = kept_client_ids
         self.start.unlink(missing_ok=True)
         self._file = path.open("w", encoding="utf-8")
 
@@ -52,7 +65,7 @@ class CommandLog:
     def on_installed(self) -> None:
         """Start over from the engine's new state (a state machine ``installed`` callback)."""
         temporary = self.start.with_suffix(".tmp")
-        temporary.write_bytes(snapshot(self._engine))
+        temporary.write_bytes(snapshot(self._engine, self._kept_client_ids()))
         temporary.replace(self.start)
         self._file.seek(0)
         self._file.truncate()

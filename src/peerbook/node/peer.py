@@ -256,10 +256,12 @@ class Peer:
         secret = self._secret(first_start)
         self.identity = identity
         # Everything derived from applied entries listens before the journal is replayed.
-        commands = self._commands = CommandLog(self.directory.commands, self.machine.engine)
         audit = self._audit = AuditTrail(self.directory.audit, self.machine.engine)
-        self._archive = Archive(self.directory.audit)
-        self.history.attach(self._archive)
+        archive = self._archive = Archive(self.directory.audit)
+        commands = self._commands = CommandLog(
+            self.directory.commands, self.machine.engine, archive.client_order_ids
+        )
+        self.history.attach(archive)
         audit.on_written = self.history.archived
         self.machine.listeners += [commands.on_applied, audit.on_applied]
         self.machine.installed += [
