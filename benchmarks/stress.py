@@ -10,7 +10,9 @@ maker, each trader keeps at most ``--open-per-trader`` resting orders and cancel
 when it holds more, so the book stays bounded: memory that still grows is retained history,
 not a deeper book (with random prices and cancels of random ids, as before session 6, about
 one order in ten stayed open for good). Every minute it prints the acknowledged orders, the
-p50 and p99 latency of that minute, and each peer's resident memory (VmRSS from /proc). A
+p50 and p99 latency of that minute, and each peer's resident memory (VmRSS from /proc) and
+Python heap (``peerbook_python_heap_blocks`` from its metrics: what objects hold, apart from
+freed memory the allocator keeps and SQLite's caches), in thousands of blocks. A
 first minute of the same load is the baseline the later minutes are compared with (latency
 ratio, memory growth). Closed orders and trades leave memory once the audit trail holds them
 (docs/engine.md, "Memory"); what still grows is four bytes per order.
@@ -24,7 +26,10 @@ import statistics
 import time
 from pathlib import Path
 
+import aiohttp
+
 from peerbook.client import AsyncClient, PeerbookClientError
+from peerbook.demo.network import PeerProcess
 from peerbook.testing.local import local_network
 
 
@@ -32,6 +37,14 @@ def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _heap_kblocks(session: aiohttp.ClientSession, peer: PeerProcess) -> float:
+    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("peerbook_python_heap_blocks "):
+                return float(line.split()[1]) / 1000
     return float("nan")
 
 
@@ -64,7 +77,13 @@ async def _trader(client: AsyncClient, interval: float, stop: float, rng: random
 
 
 async def _main(args: argparse.Namespace) -> None:
-    async with local_network(args.peers, "peerbook-stress-") as (network, clients):
+    async with (
+        local_network(args.peers, "peerbook-stress-", ("--metrics-port", "0")) as (
+            network,
+            clients,
+        ),
+        aiohttp.ClientSession() as session,
+    ):
         per_client = args.rate / (args.peers * args.clients)
         clients.extend(AsyncClient.from_data_dir(network.grape, p.data_dir)
                        for p in network.peers for _ in range(args.clients))  # fmt: skip
@@ -77,18 +96,20 @@ async def _main(args: argparse.Namespace) -> None:
                                                args.open_per_trader))
                    for c in clients]  # fmt: skip
         print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
-        print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer")
+        print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer  heap_kblocks_per_peer")
         base: tuple[float, list[float]] | None = None
         for minute in range(1, args.minutes + 1):
             await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
             window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
             samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
             rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
+            heap = [await _heap_kblocks(session, p) for p in network.peers]
             p50 = statistics.median(window) * 1000 if window else float("nan")
             p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
             base = base or (p99, rss)
             print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
-                  + " ".join(f"{r:6.0f}" for r in rss), flush=True)  # fmt: skip
+                  + " ".join(f"{r:6.0f}" for r in rss) + "  "
+                  + " ".join(f"{h:6.0f}" for h in heap), flush=True)  # fmt: skip
         await asyncio.gather(*traders)
         assert base is not None
         growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))

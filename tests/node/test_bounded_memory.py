@@ -79,6 +79,7 @@ def test_closed_orders_leave_memory_and_are_still_served(
             resting = client.create_order("BTC/USD", "limit", "buy", "0.5", "100")
             wait_retired(single, 2 * PAIRS)
             assert gauge(single, "peerbook_orders_in_memory") == 1  # only the resting order
+            assert gauge(single, "peerbook_python_heap_blocks") > 10_000  # an interpreter's
             # A late cancel and a repeated client order id of an order that left memory.
             with pytest.raises(OrderNotFound, match=f"order {filled[0]['id']} is filled, not open"):
                 client.cancel_order(filled[0]["id"])
@@ -102,7 +103,9 @@ def test_closed_orders_leave_memory_and_are_still_served(
         assert own[3][0]["id"] == resting["id"]
         assert own[4]["id"] == filled[6]["id"]
         digest = single.wait_converged()
-        peer = single.peers[0]  # a restart loads the snapshot, whose history part holds them
+        # A restart installs its snapshot, whose history part holds them; its audit trail
+        # holds them too, so the orders stay retired and are served from disk again.
+        peer = single.peers[0]
         single.run(single.network.stop(peer))
         single.run(single.network.restart(peer))
         assert single.wait_converged() == digest

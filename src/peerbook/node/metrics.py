@@ -17,8 +17,14 @@ saw). Each peer has its own registry, so several peers in one process (tests) do
 | ``peerbook_snapshots_written_total`` | snapshots written (log compactions) since start |
 | ``peerbook_orders_in_memory`` | orders held in full (open, and closed ones not yet on disk) |
 | ``peerbook_orders_retired`` | closed orders served from the audit trail, out of memory |
+| ``peerbook_python_heap_blocks`` | memory blocks Python's allocator has handed out and not freed |
+
+The last one tells memory that Python objects hold from memory the process keeps for other
+reasons (freed arenas CPython does not give back, SQLite's page caches): resident memory
+that grows while the heap blocks stay level is no object kept alive.
 """
 
+import sys
 from collections.abc import Callable
 
 from aiohttp import web
@@ -82,6 +88,10 @@ class PeerMetrics:
             "peerbook_orders_retired", "Closed orders served from the audit trail",
             registry=registry,
         ).set_function(lambda: float(engine.retired_count))  # fmt: skip
+        Gauge(
+            "peerbook_python_heap_blocks", "Memory blocks Python's allocator has handed out",
+            registry=registry,
+        ).set_function(lambda: float(sys.getallocatedblocks()))  # fmt: skip
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Count the orders and trades of one applied entry (a state machine listener)."""

@@ -15,15 +15,15 @@ __all__ = ["local_network"]
 
 @contextlib.asynccontextmanager
 async def local_network(
-    peers: int, prefix: str
+    peers: int, prefix: str, extra_args: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[LocalNetwork, list[AsyncClient]]]:
-    """``peers`` ready peers on an embedded grape (its URL is ``network.grape``), and a list
-    for the caller's clients: every client put in it is closed, then every peer stopped (by
-    PID) and the grape, also when the body fails."""
+    """``peers`` ready peers on an embedded grape (its URL is ``network.grape``), started
+    with ``extra_args`` besides, and a list for the caller's clients: every client put in it
+    is closed, then every peer stopped (by PID) and the grape, also when the body fails."""
     grape = EmbeddedGrape("127.0.0.1", 0)
     await grape.start()
     with tempfile.TemporaryDirectory(prefix=prefix) as root:
-        network = LocalNetwork(Path(root), grape.url)
+        network = LocalNetwork(Path(root), grape.url, extra_args=extra_args)
         clients: list[AsyncClient] = []
         try:
             for _ in range(peers):
