@@ -2,7 +2,6 @@
 answers everything about them: by id, by client order id, in listings, in its trades, to a
 late cancel, to a repeated client order id, and again after a restart from a snapshot."""
 
-import json
 import time
 import urllib.request
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from peerbook.client import OrderNotFound
+from peerbook.replication.state_machine import snapshot_document
 from tests.node.conftest import Cluster, start_cluster
 
 PAIRS = 40
@@ -37,7 +37,7 @@ def retired_in_snapshot(cluster: Cluster) -> int:
     if not path.exists():
         return 0
     body = path.read_bytes().split(b"\n", 1)[1]
-    return len(json.loads(body)["parts"]["history"]["orders"])
+    return len(snapshot_document(body)["parts"]["history"]["orders"])
 
 
 def answers(cluster: Cluster, filled: list[dict[str, Any]]) -> Any:

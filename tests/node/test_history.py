@@ -20,6 +20,7 @@ from peerbook.node.audit import AuditTrail
 from peerbook.node.command_log import CommandLog
 from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine
+from peerbook.replication.state_machine import snapshot_document
 from tests.node.conftest import replayed
 from tests.replication.test_state_machine import entries_of, random_commands
 
@@ -110,7 +111,7 @@ def test_reads_are_the_same_from_memory_and_from_the_audit_trail(tmp_path: Path)
 def test_a_snapshot_carries_what_left_memory(tmp_path: Path) -> None:
     entries = entries_of(random_commands(9, 1500), 10)
     _, snapshot, keeper = asyncio.run(_archiving(tmp_path, entries))
-    assert json.loads(snapshot)["parts"]["history"]["orders"]
+    assert snapshot_document(snapshot)["parts"]["history"]["orders"]
     target, target_history = machine_with_history()
     target.install(snapshot)
     assert target.engine.retired_count == 0  # reinstated: this target has no audit trail
@@ -129,7 +130,7 @@ def test_a_snapshot_carries_what_left_memory(tmp_path: Path) -> None:
 def test_a_malformed_history_dump_is_refused(tmp_path: Path, damage: str) -> None:
     entries = entries_of(random_commands(4, 600), 10)
     _, snapshot, _ = asyncio.run(_archiving(tmp_path, entries))
-    document = json.loads(snapshot)
+    document = snapshot_document(snapshot)
     part = document["parts"]["history"]
     rows, orders = part["trades"], part["orders"]
     assert len(rows) >= 2 and orders
@@ -169,7 +170,7 @@ def test_a_snapshot_from_before_the_history_part_still_installs() -> None:
     live, live_history = machine_with_history()
     for index, text in enumerate(entries_of(random_commands(3, 500), 10), start=1):
         live.apply(index, text)
-    document = json.loads(live.snapshot())
+    document = snapshot_document(live.snapshot())
     document["parts"] = {"trades": document["parts"]["history"]["trades"]}  # the old layout
     copy, copy_history = machine_with_history()
     copy.install(json.dumps(document).encode())
@@ -207,7 +208,7 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
     path = tmp_path / "audit.sqlite3"
     entries = entries_of(random_commands(12, 3000), 10)
     snapshot, keeper = asyncio.run(_stopped_midway(path, entries))
-    retired = json.loads(snapshot)["parts"]["history"]["orders"]
+    retired = snapshot_document(snapshot)["parts"]["history"]["orders"]
     assert retired
     db = connect(path)
     if archive_lacks == "a trade":

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from peerbook.engine import Engine, OrderAccepted, TradeExecuted
 from peerbook.errors import SnapshotError
 from peerbook.replay import replay
 from peerbook.replication import Batcher, OrderStateMachine, Outcome, decode_entry, encode_entry
+from peerbook.replication.state_machine import snapshot_document
 
 
 def random_commands(seed: int, count: int) -> list[dict[str, Any]]:
@@ -142,8 +144,15 @@ def test_snapshot_then_rest_of_log_gives_same_state() -> None:
     for index, text in enumerate(texts, start=1):
         restored.apply(index, text)  # entries up to 30 are skipped
     assert restored.snapshot() == whole.snapshot()
-    canonical = json.dumps(json.loads(whole.snapshot()), sort_keys=True, separators=(",", ":"))
-    assert whole.snapshot() == canonical.encode()
+    head, body = whole.snapshot().split(b"\n", 1)
+    pieces, start = [head], 0
+    for _, size in json.loads(head)["sections"]:
+        pieces.append(body[start : start + size])
+        start += size
+    for piece in pieces:  # each is canonical JSON
+        assert (
+            json.dumps(json.loads(piece), sort_keys=True, separators=(",", ":")).encode() == piece
+        )
 
 
 class Tally:
@@ -157,7 +166,8 @@ class Tally:
     def dump(self) -> int:
         return self.count
 
-    def parse(self, document: Any, engine: Engine) -> int:
+    def parse(self, read: Callable[[], Any], engine: Engine) -> int:
+        document = read()
         if type(document) is not int:
             raise SnapshotError("not a count")
         return document
@@ -174,10 +184,24 @@ def test_an_invalid_snapshot_is_refused_and_changes_nothing() -> None:
         source.apply(index, text)
     target.apply(1, texts[0])
     before = target.snapshot()
-    good = json.loads(source.snapshot())
+    good = snapshot_document(source.snapshot())
+    head, body = source.snapshot().split(b"\n", 1)
+    header = json.loads(head)
+
+    def framed(**changes: Any) -> bytes:
+        return json.dumps({**header, **changes}).encode() + b"\n" + body
+
     broken = [
         b"not json",
         b'{"format": "something else"}',
+        framed(version=3),
+        framed(sections=[["engine", len(body)]]),  # the part's bytes read as the engine's
+        framed(sections=[*header["sections"][:-1], ["tally", header["sections"][-1][1] + 1]]),
+        framed(sections=[header["sections"][1], header["sections"][0]]),  # engine not first
+        framed(sections=[["engine", 2], ["tally", len(body) - 2]]),  # neither is JSON
+        framed(sections=[*header["sections"], ["tally", 0]]),  # a section twice
+        head + b"\n" + body.replace(b"}", b"]", 1),  # the engine's bytes are not JSON
+        json.dumps({**good, "version": 2}).encode(),  # a version but no sections
         json.dumps({**good, "applied_index": -1}).encode(),
         json.dumps({**good, "parts": {}}).encode(),  # lacks a registered part
         json.dumps({**good, "parts": {"tally": "seven"}}).encode(),

@@ -235,10 +235,11 @@ class History:
         return {"orders": orders, "trades": [*trades, *recent]}
 
     def parse(
-        self, document: Any, engine: Engine
+        self, read: Callable[[], Any], engine: Engine
     ) -> tuple[list[Order], list[TradeExecuted]] | None:
-        """The retired orders and trades of a `dump`, checked against the restored ``engine``;
-        None, without reading ``document``, when the archive already holds all of them.
+        """The retired orders and trades of the `dump` ``read`` returns, checked against the
+        restored ``engine``; None, leaving the dump unread, when the archive already holds
+        all of them.
 
         Raises:
             SnapshotError: not a dump of this engine's retired orders, markets and trades.
@@ -247,6 +248,7 @@ class History:
             engine.trade_count, engine.retired_ids()
         ):
             return None
+        document = read()
         if isinstance(document, list):  # the "trades" part of snapshot format before 2026-11-26
             document = {"orders": [], "trades": document}
         if not isinstance(document, dict) or set(document) != {"orders", "trades"}:

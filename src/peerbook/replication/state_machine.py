@@ -16,6 +16,7 @@ Rules:
 """
 
 import contextlib
+import functools
 import gc
 import json
 from collections.abc import Callable, Iterator
@@ -28,9 +29,13 @@ from peerbook.replication.entries import LogEntry, decode_entry
 from peerbook.wire import RequestError
 from peerbook.wire import decode_entry as decode_command
 
-__all__ = ["OrderStateMachine", "Outcome", "SnapshotPart"]
+__all__ = ["OrderStateMachine", "Outcome", "SnapshotPart", "snapshot_document"]
 
 _SNAPSHOT_FORMAT = "peerbook-state-machine-snapshot"
+_SNAPSHOT_VERSION = 2
+"""Version 2 is a header line, then the engine's snapshot and each part's JSON as sections
+of bytes, so that a part can be left unparsed; version 1, one JSON document of the same
+fields (no ``version``), is still read."""
 
 
 class Outcome(NamedTuple):
@@ -53,12 +58,14 @@ class SnapshotPart(Protocol):
         the same state (not necessarily the same bytes on every peer: a peer's history part
         holds the orders it retired)."""
 
-    def parse(self, document: Any, engine: Engine) -> Any:
-        """Check ``document`` (a `dump`, maybe from another peer) against the restored
-        ``engine`` and return what `load` needs; change nothing.
+    def parse(self, read: Callable[[], Any], engine: Engine) -> Any:
+        """Check the `dump` that ``read`` returns (parsed when called; maybe from another
+        peer) against the restored ``engine`` and return what `load` needs; change nothing.
+        A part that holds the same state elsewhere may leave it unread.
 
         Raises:
-            SnapshotError: ``document`` is not a valid dump.
+            SnapshotError: the dump is not valid (``read`` raises it for bytes that are not
+                JSON).
         """
 
     def load(self, parsed: Any) -> None:
@@ -115,18 +122,20 @@ class OrderStateMachine:
         return outcomes
 
     def snapshot(self) -> bytes:
-        """Canonical JSON of the whole state: the engine snapshot, the applied index and
-        every registered part. Composed as text around the engine's own canonical bytes (the
-        bulk of it) rather than parsed and encoded again."""
-        parts = {name: part.dump() for name, part in sorted(self.parts.items())}
-        return b"".join((
-            b'{"applied_index":', str(self.applied_index).encode(),
-            b',"engine":', snapshot(self.engine),
-            b',"format":', json.dumps(_SNAPSHOT_FORMAT).encode(),
-            b',"parts":', _canonical(parts),
-            b',"rejected_entries":', str(self.rejected_entries).encode(),
-            b"}",
-        ))  # fmt: skip
+        """The whole state: a header line of canonical JSON (the applied index and the
+        sections' sizes), then the engine's canonical snapshot and every registered part's
+        canonical JSON, in name order. Composed around the engine's own bytes (the bulk of
+        it) rather than parsed and encoded again."""
+        engine = snapshot(self.engine)
+        parts = [(name, _canonical(part.dump())) for name, part in sorted(self.parts.items())]
+        header = {
+            "applied_index": self.applied_index,
+            "format": _SNAPSHOT_FORMAT,
+            "rejected_entries": self.rejected_entries,
+            "sections": [["engine", len(engine)], *([n, len(b)] for n, b in parts)],
+            "version": _SNAPSHOT_VERSION,
+        }
+        return b"".join((_canonical(header), b"\n", engine, *(b for _, b in parts)))
 
     def install(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (a `snapshot` of this or
@@ -145,32 +154,98 @@ class OrderStateMachine:
                 installed()
 
     def _install(self, data: bytes) -> None:
-        try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise SnapshotError(
-                f"state machine snapshot is not JSON: {type(exc).__name__}"
-            ) from exc
-        if not isinstance(document, dict) or document.get("format") != _SNAPSHOT_FORMAT:
-            raise SnapshotError("not a state machine snapshot")
-        applied, rejected = document.get("applied_index"), document.get("rejected_entries")
-        if type(applied) is not int or type(rejected) is not int or min(applied, rejected) < 0:
-            raise SnapshotError("state machine snapshot counters are not natural numbers")
-        parts = document.get("parts")
-        if not isinstance(parts, dict):
-            raise SnapshotError("state machine snapshot parts are not an object")
+        applied, rejected, engine_document, parts = _sections(data)
         found = {}
         for name, part in self.parts.items():
             names = [n for n in (name, *part.legacy_names) if n in parts]
             if not names:
                 raise SnapshotError(f"state machine snapshot lacks the part {name}")
             found[name] = parts[names[0]]
-        engine = restore_document(document.get("engine"))
+        engine = restore_document(engine_document())
         loaded = [(part, part.parse(found[name], engine)) for name, part in self.parts.items()]
         self.engine.assume(engine)
         self.applied_index, self.rejected_entries = applied, rejected
         for part, parsed in loaded:
             part.load(parsed)
+
+
+def snapshot_document(data: bytes) -> dict[str, Any]:
+    """A state machine snapshot as one JSON object, every section parsed: ``applied_index``,
+    ``engine``, ``format``, ``parts`` (by name) and ``rejected_entries`` (what an operator's
+    tool or a test reads; also the layout of version 1, which `install` still reads).
+
+    Raises:
+        SnapshotError: ``data`` is not a state machine snapshot.
+    """
+    applied, rejected, engine, parts = _sections(data)
+    return {
+        "applied_index": applied,
+        "engine": engine(),
+        "format": _SNAPSHOT_FORMAT,
+        "parts": {name: read() for name, read in parts.items()},
+        "rejected_entries": rejected,
+    }
+
+
+_Reader = Callable[[], Any]
+
+
+def _sections(data: bytes) -> tuple[int, int, _Reader, dict[str, _Reader]]:
+    """The applied index, rejected entries, and readers of the engine's and each part's
+    JSON, unparsed until called (a reader raises `SnapshotError` for bytes not JSON)."""
+    head, newline, body = data.partition(b"\n")
+    document = _json(data if not newline else head, "state machine snapshot")
+    if not isinstance(document, dict) or document.get("format") != _SNAPSHOT_FORMAT:
+        raise SnapshotError("not a state machine snapshot")
+    applied, rejected = document.get("applied_index"), document.get("rejected_entries")
+    if type(applied) is not int or type(rejected) is not int or min(applied, rejected) < 0:
+        raise SnapshotError("state machine snapshot counters are not natural numbers")
+    if not newline:  # version 1: one document, already parsed
+        parts = document.get("parts")
+        if "version" in document:
+            raise SnapshotError("state machine snapshot has a version but no sections")
+        if not isinstance(parts, dict):
+            raise SnapshotError("state machine snapshot parts are not an object")
+        engine = document.get("engine")
+        return applied, rejected, lambda: engine, {n: _given(p) for n, p in parts.items()}
+    sections = document.get("sections")
+    if (
+        document.get("version") != _SNAPSHOT_VERSION
+        or not isinstance(sections, list)
+        or not all(_is_section(section) for section in sections)
+        or [section[0] for section in sections[:1]] != ["engine"]
+        or len({section[0] for section in sections}) != len(sections)
+        or sum(section[1] for section in sections) != len(body)
+    ):
+        raise SnapshotError("state machine snapshot sections do not describe its body")
+    readers: dict[str, _Reader] = {}
+    start = 0
+    for name, size in sections:
+        piece = body[start : start + size]
+        readers[name] = functools.partial(_json, piece, f"snapshot section {name}")
+        start += size
+    return applied, rejected, readers.pop("engine"), readers
+
+
+def _is_section(section: object) -> bool:
+    return (
+        type(section) is list
+        and len(section) == 2
+        and type(section[0]) is str
+        and type(section[1]) is int
+        and section[1] >= 0
+    )
+
+
+def _given(value: object) -> _Reader:
+    return lambda: value
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SnapshotError(f"{what} is not JSON: {type(exc).__name__}") from exc
 
 
 @contextlib.contextmanager
