@@ -11,13 +11,17 @@ peer's state machine). This one measures what an operator sees:
    the API allows; it compacts its log every 20,000 entries, the default);
 2. two peers join it, one after the other: each is sent the leader's snapshot and the log's
    tail (*empty joiner*);
-3. ``--runs`` times: the second peer is stopped (SIGTERM), ``--missed`` more orders are placed
-   while it is down, and it is started again from its data directory (*restart*: its own
-   snapshot, its journal's tail, then what it missed).
+3. ``--runs`` times: once the second peer has settled (its audit trail has written the
+   history it was sent, so it retired as many closed orders as the leader: a peer that has
+   been running a while), it is stopped (SIGTERM), ``--missed`` more orders are placed while
+   it is down, and it is started again from its data directory (*restart*: its own snapshot,
+   its journal's tail, then what it missed).
 
 Each catch-up is timed from the process start until the peer's ``fetchStatus`` reports the
-leader's applied sequence and digest. The empty joiner is the baseline the restart is compared
-with (ratio). On a 2-core machine the peers and this load generator share both cores.
+leader's applied sequence and digest; settling, from then until its
+``peerbook_orders_retired`` metric equals the leader's. The empty joiner is the baseline the
+restart is compared with (ratio). On a 2-core machine the peers and this load generator
+share both cores.
 """
 
 import argparse
@@ -27,6 +31,8 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
+import aiohttp
+
 from peerbook.client import AsyncClient, NetworkError
 from peerbook.demo.network import LocalNetwork, PeerProcess
 from peerbook.testing.local import local_network
@@ -34,6 +40,7 @@ from peerbook.testing.orders import crossing_command
 
 _ATTEMPTS = 10
 _CATCH_UP_TIMEOUT_S = 600
+_SETTLE_TIMEOUT_S = 900
 
 
 async def _place(client: AsyncClient, indices: Iterator[int]) -> None:
@@ -85,13 +92,34 @@ async def _timed_catch_up(
     return time.perf_counter() - started
 
 
+async def _retired(session: aiohttp.ClientSession, peer: PeerProcess) -> float:
+    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("peerbook_orders_retired "):
+                return float(line.split()[1])
+    raise RuntimeError(f"{peer.peer} reports no peerbook_orders_retired")
+
+
+async def _settle(peer: PeerProcess, leader: PeerProcess) -> float:
+    """Seconds until ``peer`` has retired as many closed orders as ``leader`` (nothing is
+    placed meanwhile): its audit trail holds what the leader's does."""
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session, asyncio.timeout(_SETTLE_TIMEOUT_S):
+        while await _retired(session, peer) != await _retired(session, leader):
+            await asyncio.sleep(0.5)
+    return time.perf_counter() - started
+
+
 async def _restart(network: LocalNetwork, peer: PeerProcess) -> PeerProcess:
     await network.restart(peer)
     return peer
 
 
 async def _run(args: argparse.Namespace) -> None:
-    async with local_network(1, "peerbook-peer-catchup-") as (network, clients):
+    async with local_network(1, "peerbook-peer-catchup-", ("--metrics-port", "0")) as (
+        network,
+        clients,
+    ):
         bootstrap = network.peers[0]
         writers = [AsyncClient.from_data_dir(network.grape, bootstrap.data_dir)
                    for _ in range(args.clients)]  # fmt: skip
@@ -108,6 +136,8 @@ async def _run(args: argparse.Namespace) -> None:
         follower = network.peers[1]
         restarts = []
         for _ in range(args.runs):
+            settled = await _settle(follower, bootstrap)
+            print(f"settled {settled:.1f} s after catching up", flush=True)
             await network.stop(follower)
             await _load(writers, done, args.missed)
             done += args.missed
