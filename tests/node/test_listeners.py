@@ -154,3 +154,30 @@ def test_a_closing_trail_still_writes_a_backlog_an_install_queued_during_its_las
     asyncio.run(scenario())
     with sqlite3.connect(path) as db:
         assert db.execute("select count(*) from orders").fetchone()[0] == 300
+
+
+def test_a_closing_trail_whose_database_refuses_writes_retries_at_a_pace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails leaves its rows queued for the next flush; a trail that is closing
+    retries every `FLUSH_S` until its `CLOSE_S` are spent, not back to back (which logged an
+    error each time, thousands in its last seconds)."""
+    monkeypatch.setattr(audit, "CLOSE_S", 1.0)
+    machine = resting_orders(10)
+
+    async def scenario() -> int:
+        trail = AuditTrail(tmp_path / "audit.sqlite3", machine.engine)
+        writes = []
+
+        def refuse(*rows: Any) -> None:
+            writes.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(trail, "_write", refuse)
+        trail.on_installed([])
+        trail.start()
+        await trail.close()
+        return len(writes)
+
+    attempts = asyncio.run(scenario())
+    assert 2 <= attempts <= audit.CLOSE_S / audit.FLUSH_S + 2

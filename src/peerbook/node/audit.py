@@ -141,14 +141,18 @@ class AuditTrail:
                     await self._stopping.wait()
             except TimeoutError:
                 pass
-            await self.flush()
-            if self._stopping.is_set() and (not (self._orders or self._trades) or self._late()):
-                return
+            written = await self.flush()
+            if self._stopping.is_set():
+                if not (self._orders or self._trades) or self._late():
+                    return
+                if not written:  # the database refuses: try again in a moment, not at once
+                    await asyncio.sleep(FLUSH_S)
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
         """Write everything queued, on a worker thread, in transactions of at most
-        `ORDERS_PER_WRITE` orders (the queued trades go with the first). Once the trail is
-        closing and its `CLOSE_S` are spent, the orders not yet written stay queued."""
+        `ORDERS_PER_WRITE` orders (the queued trades go with the first); False when a write
+        failed (what it held stays queued). Once the trail is closing and its `CLOSE_S` are
+        spent, the orders not yet written stay queued."""
         queued, trades, fills = self._orders, self._trades, self._fills
         self._orders, self._trades, self._fills = {}, [], []
         pending = list(queued.values())
@@ -163,15 +167,16 @@ class AuditTrail:
                 # leaves memory that is not on disk, and the peer keeps serving meanwhile.
                 _log.error("writing the audit trail failed, retrying: %s", exc)
                 self._requeue(installs, chunk + pending, trades, fills)
-                return
+                return False
             closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
             self.on_written(max((row[0] for row in trades), default=0), closed)
             trades, fills = [], []
             if installs != self._installs:
-                return  # what is left is the old state's; the install queued the new one
+                return True  # what is left is the old state's; the install queued the new one
             if pending and self._late():
                 self._requeue(installs, pending, [], [])
-                return
+                return True
+        return True
 
     def _requeue(
         self,
