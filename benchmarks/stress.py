@@ -20,7 +20,6 @@ ratio, memory growth). Closed orders and trades leave memory once the audit trai
 
 import argparse
 import asyncio
-import collections
 import random
 import statistics
 import time
@@ -28,9 +27,10 @@ from pathlib import Path
 
 import aiohttp
 
-from peerbook.client import AsyncClient, PeerbookClientError
+from peerbook.client import AsyncClient
 from peerbook.demo.network import PeerProcess
 from peerbook.testing.local import local_network
+from peerbook.testing.orders import market_maker
 
 
 def _rss_mib(pid: int) -> float:
@@ -48,34 +48,6 @@ async def _heap_kblocks(session: aiohttp.ClientSession, peer: PeerProcess) -> fl
     return float("nan")
 
 
-async def _trader(client: AsyncClient, interval: float, stop: float, rng: random.Random,
-                  samples: list[tuple[float, float]], open_max: int) -> None:  # fmt: skip
-    opened: collections.deque[str] = collections.deque()  # oldest first; some since filled
-    next_at = time.monotonic()
-    while time.monotonic() < stop:
-        next_at += interval
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        started = time.monotonic()
-        try:
-            if len(opened) > open_max:
-                await client.cancel_order(opened.popleft())
-            else:
-                side = rng.choice(("buy", "sell"))
-                order = await client.create_order(
-                    "BTC/USD",
-                    "limit",
-                    side,
-                    "0.001",
-                    f"{30000 + rng.randint(-3, 3)}",
-                    {"clientOrderId": f"stress-{rng.getrandbits(64):016x}"},
-                )
-                if order["status"] == "open":
-                    opened.append(order["id"])
-        except PeerbookClientError:
-            continue  # e.g. cancelling an order that was filled meanwhile
-        samples.append((started, time.monotonic() - started))
-
-
 async def _main(args: argparse.Namespace) -> None:
     async with (
         local_network(args.peers, "peerbook-stress-", ("--metrics-port", "0")) as (
@@ -91,7 +63,7 @@ async def _main(args: argparse.Namespace) -> None:
         begin = time.monotonic()
         stop = begin + args.minutes * 60
         rng = random.Random(args.seed)
-        traders = [asyncio.create_task(_trader(c, 1 / per_client, stop,
+        traders = [asyncio.create_task(market_maker(c, 1 / per_client, stop,
                                                random.Random(rng.random()), samples,
                                                args.open_per_trader))
                    for c in clients]  # fmt: skip

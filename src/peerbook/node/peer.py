@@ -19,7 +19,6 @@ Every applied command is also written to ``commands.jsonl`` in the data director
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
 import signal
@@ -516,16 +515,16 @@ class Peer:
         slow stop says which part held it (a soak found peers that took over 20 s)."""
         for step, action in self._stop_steps():
             started = time.monotonic()
-            await action()
+            pending = action()
+            if pending is not None:
+                await pending
             took = time.monotonic() - started
             if took > _SLOW_STOP_STEP_S:
                 _log.warning("stopping: %s took %.1f s", step, took)
 
-    def _stop_steps(self) -> Iterator[tuple[str, Callable[[], Awaitable[None]]]]:
-        """The steps of `stop`, in order, for the parts that were started."""
-
-        async def done(close: Callable[[], None]) -> None:
-            close()
+    def _stop_steps(self) -> Iterator[tuple[str, Callable[[], Awaitable[None] | None]]]:
+        """The steps of `stop`, in order, for the parts that were started (a step that
+        returns an awaitable is awaited)."""
 
         async def tasks() -> None:
             for task in self._tasks:
@@ -545,18 +544,18 @@ class Peer:
         if self.metrics_server is not None:
             yield "the metrics server", self.metrics_server.stop
         if self._raft is not None:
-            yield "the replicated log", functools.partial(done, self._raft.close)
+            yield "the replicated log", self._raft.close
         if self._raft_server is not None:
             yield "the Raft server", self._raft_server.stop
         yield "the RPC clients", self._close_clients
         if self._auth is not None:
-            yield "the nonce log", functools.partial(done, self._auth.close)
+            yield "the nonce log", self._auth.close
         if self._commands is not None:
-            yield "the command log", functools.partial(done, self._commands.close)
+            yield "the command log", self._commands.close
         if self._audit is not None:
             yield "the audit trail", self._audit.close
         if self._archive is not None:
-            yield "the archive", functools.partial(done, self._archive.close)
+            yield "the archive", self._archive.close
 
     async def _close_clients(self) -> None:
         await self._client.close()
