@@ -30,20 +30,13 @@ from pathlib import Path
 import aiohttp
 
 from peerbook.client import AsyncClient
-from peerbook.demo.network import LocalNetwork, PeerProcess
+from peerbook.demo.network import LocalNetwork
 from peerbook.grenache import EmbeddedGrape
+from peerbook.testing.local import peer_metric
 from peerbook.testing.orders import market_maker
 
 _SETTLE_S = 2.0
 _TOP = 15
-
-
-async def _metric(session: aiohttp.ClientSession, peer: PeerProcess, name: str) -> float:
-    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise RuntimeError(f"the peer reports no {name}")
 
 
 def _site(trace: tracemalloc.Statistic | tracemalloc.StatisticDiff) -> str:
@@ -103,15 +96,15 @@ async def _run(args: argparse.Namespace) -> None:
             ]
             placed: list[float] = []
             async with aiohttp.ClientSession() as session:
-                seen = await _metric(session, peer, "peerbook_snapshots_written_total")
+                seen = await peer_metric(session, peer, "peerbook_snapshots_written_total")
                 while len(placed) < args.compactions and time.monotonic() < stop:
                     await asyncio.sleep(0.5)
-                    written = await _metric(session, peer, "peerbook_snapshots_written_total")
+                    written = await peer_metric(session, peer, "peerbook_snapshots_written_total")
                     if written > seen:
                         seen = written
                         await asyncio.sleep(_SETTLE_S)
                         peer.process.send_signal(signal.SIGUSR1)
-                        placed.append(await _metric(
+                        placed.append(await peer_metric(
                             session, peer, 'peerbook_orders_total{outcome="accepted"}'
                         ))  # fmt: skip
                         print(f"compaction {len(placed)}: {placed[-1]:,.0f} orders", flush=True)

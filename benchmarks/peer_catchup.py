@@ -35,12 +35,13 @@ import aiohttp
 
 from peerbook.client import AsyncClient, NetworkError
 from peerbook.demo.network import LocalNetwork, PeerProcess
-from peerbook.testing.local import local_network
+from peerbook.testing.local import local_network, peer_metric
 from peerbook.testing.orders import crossing_command
 
 _ATTEMPTS = 10
 _CATCH_UP_TIMEOUT_S = 600
 _SETTLE_TIMEOUT_S = 900
+_RETIRED = "peerbook_orders_retired"
 
 
 async def _place(client: AsyncClient, indices: Iterator[int]) -> None:
@@ -92,20 +93,14 @@ async def _timed_catch_up(
     return time.perf_counter() - started
 
 
-async def _retired(session: aiohttp.ClientSession, peer: PeerProcess) -> float:
-    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith("peerbook_orders_retired "):
-                return float(line.split()[1])
-    raise RuntimeError(f"{peer.peer} reports no peerbook_orders_retired")
-
-
 async def _settle(peer: PeerProcess, leader: PeerProcess) -> float:
     """Seconds until ``peer`` has retired as many closed orders as ``leader`` (nothing is
     placed meanwhile): its audit trail holds what the leader's does."""
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session, asyncio.timeout(_SETTLE_TIMEOUT_S):
-        while await _retired(session, peer) != await _retired(session, leader):
+        while await peer_metric(session, peer, _RETIRED) != await peer_metric(
+            session, leader, _RETIRED
+        ):
             await asyncio.sleep(0.5)
     return time.perf_counter() - started
 

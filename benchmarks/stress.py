@@ -28,8 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from peerbook.client import AsyncClient
-from peerbook.demo.network import PeerProcess
-from peerbook.testing.local import local_network
+from peerbook.testing.local import local_network, peer_metric
 from peerbook.testing.orders import market_maker
 
 
@@ -37,14 +36,6 @@ def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def _heap_kblocks(session: aiohttp.ClientSession, peer: PeerProcess) -> float:
-    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith("peerbook_python_heap_blocks "):
-                return float(line.split()[1]) / 1000
     return float("nan")
 
 
@@ -75,7 +66,10 @@ async def _main(args: argparse.Namespace) -> None:
             window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
             samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
             rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
-            heap = [await _heap_kblocks(session, p) for p in network.peers]
+            heap = [
+                await peer_metric(session, p, "peerbook_python_heap_blocks") / 1000
+                for p in network.peers
+            ]
             p50 = statistics.median(window) * 1000 if window else float("nan")
             p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
             base = base or (p99, rss)

@@ -6,11 +6,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
+
 from peerbook.client import AsyncClient
-from peerbook.demo.network import LocalNetwork
+from peerbook.demo.network import LocalNetwork, PeerProcess
 from peerbook.grenache import EmbeddedGrape
 
-__all__ = ["local_network"]
+__all__ = ["local_network", "peer_metric"]
 
 
 @contextlib.asynccontextmanager
@@ -34,3 +36,17 @@ async def local_network(
                 await client.close()
             await network.stop_all()
             await grape.stop()
+
+
+async def peer_metric(session: aiohttp.ClientSession, peer: PeerProcess, name: str) -> float:
+    """The value of metric ``name`` (with its labels, as Prometheus prints them) that
+    ``peer``, started with ``--metrics-port``, serves now.
+
+    Raises:
+        RuntimeError: the peer serves no such metric.
+    """
+    async with session.get(f"http://{peer.ready['metrics']}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise RuntimeError(f"{peer.peer} serves no metric {name}")
