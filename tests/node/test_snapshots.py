@@ -44,11 +44,11 @@ def wait_for_snapshots(cluster: Cluster, past: int, timeout_s: float = 30) -> No
         time.sleep(0.2)
 
 
-def snapshots_written(peer: PeerProcess) -> float:
-    """What the peer's Prometheus endpoint says about its snapshots."""
+def metric(peer: PeerProcess, name: str) -> float:
+    """What the peer's Prometheus endpoint says ``name`` is."""
     with urllib.request.urlopen(f"http://{peer.ready['metrics']}/metrics", timeout=10) as reply:
         text = reply.read().decode()
-    line = next(x for x in text.splitlines() if x.startswith("peerbook_snapshots_written_total"))
+    line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
     return float(line.split()[-1])
 
 
@@ -62,7 +62,11 @@ def test_a_late_joiner_is_sent_a_snapshot(compacting: Cluster) -> None:
     acked: set[str] = set()
     load_everywhere(cluster, "s", 60, acked)
     wait_for_snapshots(cluster, past=2 * EVERY)
-    assert all(snapshots_written(p) >= 1 for p in cluster.peers)
+    for peer in cluster.peers:
+        assert metric(peer, "peerbook_snapshots_written_total") >= 1
+        assert metric(peer, "peerbook_snapshot_write_seconds") > 0
+        # Compacted: the log holds what came since its snapshot, past entry 2 * EVERY.
+        assert 0 < metric(peer, "peerbook_raft_log_entries") < 2 * EVERY
     cluster.run(cluster.network.add_peer())
     joiner = cluster.peers[3]
     check_everything_there(cluster, acked)

@@ -15,6 +15,8 @@ saw). Each peer has its own registry, so several peers in one process (tests) do
 | ``peerbook_commit_seconds`` | histogram: a write from arrival to its applied outcome here |
 | ``peerbook_feed_dropped_total`` | feed messages dropped because subscribers were too slow |
 | ``peerbook_snapshots_written_total`` | snapshots written (log compactions) since start |
+| ``peerbook_snapshot_write_seconds`` | how long the last snapshot took to write |
+| ``peerbook_raft_log_entries`` | entries in the Raft log (held in memory until compacted) |
 | ``peerbook_orders_in_memory`` | orders held in full (open, and closed ones not yet on disk) |
 | ``peerbook_orders_retired`` | closed orders served from the audit trail, out of memory |
 | ``peerbook_python_heap_blocks`` | memory blocks Python's allocator has handed out and not freed |
@@ -52,6 +54,8 @@ class PeerMetrics:
         writable: Callable[[], bool],
         feed_dropped: Callable[[], int],
         snapshots_written: Callable[[], int],
+        snapshot_write_seconds: Callable[[], float],
+        raft_log_entries: Callable[[], int],
     ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
@@ -81,6 +85,14 @@ class PeerMetrics:
             registry=registry,
         )  # fmt: skip
         written.set_function(lambda: float(snapshots_written()))
+        Gauge(
+            "peerbook_snapshot_write_seconds", "How long the last snapshot took to write",
+            registry=registry,
+        ).set_function(snapshot_write_seconds)  # fmt: skip
+        Gauge(
+            "peerbook_raft_log_entries", "Entries in the Raft log since its last compaction",
+            registry=registry,
+        ).set_function(lambda: float(raft_log_entries()))  # fmt: skip
         Gauge(
             "peerbook_orders_in_memory", "Orders the engine holds in full", registry=registry
         ).set_function(lambda: float(engine.order_count))

@@ -59,6 +59,7 @@ from peerbook.replication.raft_transport import (
     member_peer,
     raft_server,
 )
+from peerbook.replication.snapshot_store import SnapshotStore
 
 __all__ = [
     "DEFAULT_SNAPSHOT_ENTRIES",
@@ -165,11 +166,11 @@ class Peer:
             is_leader=lambda: self._raft is not None and self._raft.role == "leader",
             writable=lambda: self._raft is not None and _LogStatus(self._raft).writable,
             feed_dropped=lambda: 0 if self._feed is None else self._feed.dropped,
-            snapshots_written=lambda: (
-                0
-                if self._raft is None or self._raft.snapshots is None
-                else self._raft.snapshots.written
+            snapshots_written=lambda: 0 if (s := self._snapshots()) is None else s.written,
+            snapshot_write_seconds=lambda: (
+                0.0 if (s := self._snapshots()) is None else s.last_write_s
             ),
+            raft_log_entries=lambda: 0 if self._raft is None else self._raft.log_entries,
         )
         self.machine.listeners += [self.history.on_applied, self.metrics.on_applied]
         self.machine.parts["history"] = self.history
@@ -177,6 +178,10 @@ class Peer:
         self._audit: AuditTrail | None = None
         self._archive: Archive | None = None
         self.stopping = asyncio.Event()
+
+    def _snapshots(self) -> SnapshotStore | None:
+        """The Raft log's snapshot store, once the log is started with a data directory."""
+        return None if self._raft is None else self._raft.snapshots
 
     @property
     def names(self) -> list[str]:

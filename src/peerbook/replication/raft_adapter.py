@@ -343,6 +343,12 @@ class RaftLog:
         return "leader" if self._member._isLeader() else "follower"
 
     @property
+    def log_entries(self) -> int:
+        """How many entries the library's log holds (in memory, and in the journal): those
+        since the last compaction, and any appended while a snapshot is being written."""
+        return int(self._member._getRaftLogSize())
+
+    @property
     def has_quorum(self) -> bool:
         """Whether this member is in touch with a majority of the cluster (itself included)."""
         return bool(self._member.hasQuorum)

@@ -88,7 +88,10 @@ class SnapshotStore:
         self._on_failure = on_failure
         self._child: int | None = None
         self._retry_at = 0.0
+        self._started = 0.0  # when the child writing a snapshot was forked (monotonic)
         self.written = 0
+        self.last_write_s = 0.0
+        """How long the last snapshot put in place took, from the fork to its rename."""
         for stale in path.parent.glob(f"{path.name}.partial.*"):
             stale.unlink(missing_ok=True)
 
@@ -142,6 +145,7 @@ class SnapshotStore:
             finally:
                 os._exit(code)
         self._child = child
+        self._started = time.monotonic()
 
     def check(self) -> int:
         """How the snapshot being written is doing (the ``serializeChecker`` hook), as the
@@ -174,6 +178,7 @@ class SnapshotStore:
         finally:
             os.close(directory)
         self.written += 1
+        self.last_write_s = time.monotonic() - self._started
         return _SUCCESS
 
     def load(self, file_name: str) -> tuple[_Entry, _Entry, set[Node]]:
