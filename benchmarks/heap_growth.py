@@ -11,8 +11,10 @@ market-making clients through the public API as in `stress.py`, compacting its l
 smallest) it has the peer write a heap snapshot; then it compares the second with the last
 (the first cycle warms caches up) and prints the total heap at each compaction, and the
 allocation sites that grew most between the two, grouped by the innermost ``peerbook``
-frame of each traceback, with bytes per order placed in between. The peer runs several
-times slower while traced: compare only figures from the same run.
+frame of each traceback, with bytes per order placed in between. At each compaction it
+also prints how long the snapshot took to write and how many entries the log still holds:
+those appended while the snapshot was written stay in memory until the next compaction.
+The peer runs several times slower while traced: compare only figures from the same run.
 """
 
 import argparse
@@ -107,7 +109,14 @@ async def _run(args: argparse.Namespace) -> None:
                         placed.append(await peer_metric(
                             session, peer, 'peerbook_orders_total{outcome="accepted"}'
                         ))  # fmt: skip
-                        print(f"compaction {len(placed)}: {placed[-1]:,.0f} orders", flush=True)
+                        took, kept = [
+                            await peer_metric(session, peer, name)
+                            for name in ("peerbook_snapshot_write_seconds",
+                                         "peerbook_raft_log_entries")
+                        ]  # fmt: skip
+                        print(f"compaction {len(placed)}: {placed[-1]:,.0f} orders; the snapshot "
+                              f"took {took:.1f} s to write; the log holds {kept:,.0f} entries",
+                              flush=True)  # fmt: skip
             for task in traders:
                 task.cancel()
             await asyncio.gather(*traders, return_exceptions=True)
