@@ -201,7 +201,9 @@ async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderS
     return snapshot, keeper
 
 
-@pytest.mark.parametrize("archive_lacks", [None, "a trade", "a retired order"])
+@pytest.mark.parametrize(
+    "archive_lacks", [None, "a trade", "a retired order", "the later retired orders"]
+)
 def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_it(
     tmp_path: Path, archive_lacks: str | None
 ) -> None:
@@ -215,7 +217,13 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
         db.execute("delete from trades where id = 5")
     elif archive_lacks == "a retired order":
         db.execute("delete from orders where id = ?", (retired[-1][0],))
+    elif archive_lacks == "the later retired orders":  # an install's backlog cut short
+        db.execute("delete from orders where id >= ?", (retired[len(retired) // 2][0],))
     db.close()
+    lacked = {
+        None: 0, "a trade": len(retired), "a retired order": 1,
+        "the later retired orders": len(retired) - len(retired) // 2,
+    }[archive_lacks]  # fmt: skip
     restarted, history = machine_with_history()
     archive = Archive(path)
     history.attach(archive)
@@ -223,11 +231,10 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
     restarted.listeners.append(commands.on_applied)
     restarted.installed.append(commands.on_installed)
     restarted.install(snapshot)
-    if archive_lacks is None:  # left unread: nothing reinstated, no trade back in memory
-        assert restarted.engine.retired_count == len(retired)
-        assert not list(history.every_trade())
-    else:
-        assert restarted.engine.retired_count == 0
+    # Only what the archive lacks comes back into memory: the orders it has no closed row
+    # of, and every trade only when it lacks one of them.
+    assert restarted.engine.retired_count == len(retired) - lacked
+    assert bool(list(history.every_trade())) == (archive_lacks == "a trade")
     for index, text in enumerate(entries[len(entries) // 2 :], start=len(entries) // 2 + 1):
         restarted.apply(index, text)
     keeper_history = keeper.parts["history"]
@@ -240,4 +247,29 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
     commands.close()
     engine = restarted.engine
     assert replayed(commands.path) == {"applied": engine.sequence, "digest": engine.digest()}
+    archive.close()
+
+
+@pytest.mark.parametrize("damage", ["missing", "forged"])
+def test_a_restart_refuses_a_snapshot_without_the_true_orders_its_audit_trail_lacks(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+    snapshot, _ = asyncio.run(_stopped_midway(path, entries_of(random_commands(12, 2000), 10)))
+    document = snapshot_document(snapshot)
+    orders = document["parts"]["history"]["orders"]
+    db = connect(path)
+    db.execute("delete from orders where id = ?", (orders[-1][0],))
+    db.close()
+    if damage == "missing":
+        del orders[-1]
+    else:
+        orders[-1][1] = "someone else"
+    restarted, history = machine_with_history()
+    archive = Archive(path)
+    history.attach(archive)
+    before = restarted.snapshot()
+    with pytest.raises(SnapshotError):
+        restarted.install(json.dumps(document).encode())
+    assert restarted.snapshot() == before
     archive.close()

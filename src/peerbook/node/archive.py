@@ -23,6 +23,7 @@ peer rebuilds every row from its snapshot and journal when it starts, so a datab
 another version is dropped and written again.
 """
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -224,19 +225,21 @@ class Archive:
         ).fetchall()
         return rows if since is not None else rows[::-1]
 
-    def holds(self, trade_count: int, closed_ids: Iterable[int]) -> bool:
-        """Whether the database holds every trade up to id ``trade_count`` and a closed row of
-        each order in ``closed_ids``: then a snapshot's copy of them (its history part) adds
-        nothing, as when a peer restarts from its own data directory. Reads indexes only."""
+    def lacking(self, trade_count: int, closed_ids: Iterable[int]) -> list[int] | None:
+        """The orders of ``closed_ids`` (in their order) that have no closed row here; None
+        when the database does not hold every trade up to id ``trade_count``. What a
+        snapshot's copy of the history (its history part) adds to this database: nothing
+        when a peer restarts from its own data directory, the rest of an install's backlog
+        when it restarts before its audit trail has written all of it. Reads indexes only."""
         (trades,) = self._db.execute(
             "select count(*) from trades where id <= ?", (trade_count,)
         ).fetchone()
         if trades != trade_count:
-            return False
+            return None
         held = {order_id for (order_id,) in self._db.execute(
             f"select id from orders indexed by orders_closed where {_CLOSED}"
         ).fetchall()}  # fmt: skip
-        return all(map(held.__contains__, closed_ids))
+        return list(itertools.filterfalse(held.__contains__, closed_ids))
 
     def order_records(self, ids: Iterable[int]) -> Iterator[list[Any]]:
         """The records (`encode_order` arrays) of the closed orders with these ids (given in

@@ -16,17 +16,20 @@ it is on disk. Without an archive (tests, tools) everything simply stays in memo
 
 History is a `SnapshotPart`: a snapshot carries every trade and the full records of the
 retired orders (read from the archive, in the forked child that writes snapshots), so a peer
-that installs it holds and serves the same history as the peer that wrote it. A peer whose
-own archive already holds all of that (it restarts from its own data directory) leaves the
-snapshot's copy unread: it keeps the retired orders retired and reads the fills of the
-orders still in memory back from disk (loading the copy was the bulk of a restart behind a
-long history, and put every trade back in memory until the audit trail had rewritten it).
+that installs it holds and serves the same history as the peer that wrote it. A peer takes
+from that copy only what its own archive lacks (`Restored`): nothing when it restarts from
+its own data directory (the copy is left unread), the orders its audit trail had not written
+yet when it restarts soon after an install (their trades went to disk with its first write),
+everything when it installs a snapshot sent by another peer. Orders the archive holds stay
+retired, and the fills of the orders in memory are read back from disk (loading the whole
+copy was the bulk of a restart behind a long history, and put every trade back in memory
+until the audit trail had rewritten it).
 """
 
 import bisect
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from peerbook.engine import Engine, Order, OrderAccepted, OrderState, Side, TradeExecuted
 from peerbook.engine.snapshot import decode_order
@@ -35,11 +38,20 @@ from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade, exp
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
-__all__ = ["Fill", "History", "window"]
+__all__ = ["Fill", "History", "Restored", "window"]
 
 _T = TypeVar("_T")
 _new = tuple.__new__  # a named tuple without its generated __new__'s frame (hot on restore)
 _OPEN = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+
+
+class Restored(NamedTuple):
+    """What a snapshot's history part adds to this peer's own archive (`History.parse`)."""
+
+    orders: list[Order]
+    """Full records of retired orders the archive lacks, to put back in the engine."""
+    trades: list[TradeExecuted] | None
+    """Every trade, to hold in memory; None when the archive holds every one of them."""
 
 
 def window(
@@ -75,6 +87,11 @@ def _fill_time(fill: Fill) -> int:
 
 def _fill_key(fill: Fill) -> int:
     return fill.trade.trade_id
+
+
+def _first(row: object) -> object:
+    """The first field of a record (an order's id), or None when it is not a list."""
+    return row[0] if type(row) is list and row and type(row[0]) is int else None
 
 
 class History:
@@ -234,20 +251,18 @@ class History:
         orders, trades = export(self._archive.path, retired, archived)
         return {"orders": orders, "trades": [*trades, *recent]}
 
-    def parse(
-        self, read: Callable[[], Any], engine: Engine
-    ) -> tuple[list[Order], list[TradeExecuted]] | None:
-        """The retired orders and trades of the `dump` ``read`` returns, checked against the
-        restored ``engine``; None, leaving the dump unread, when the archive already holds
-        all of them.
+    def parse(self, read: Callable[[], Any], engine: Engine) -> Restored:
+        """What of the `dump` ``read`` returns this peer's archive lacks, checked against the
+        restored ``engine``; ``read`` is not called when the archive lacks nothing.
 
         Raises:
             SnapshotError: not a dump of this engine's retired orders, markets and trades.
         """
-        if self._archive is not None and self._archive.holds(
-            engine.trade_count, engine.retired_ids()
-        ):
-            return None
+        lacking = None
+        if self._archive is not None:
+            lacking = self._archive.lacking(engine.trade_count, engine.retired_ids())
+            if lacking == []:
+                return Restored([], None)
         document = read()
         if isinstance(document, list):  # the "trades" part of snapshot format before 2026-11-26
             document = {"orders": [], "trades": document}
@@ -256,8 +271,23 @@ class History:
         rows, trade_rows = document["orders"], document["trades"]
         if not isinstance(rows, list) or not isinstance(trade_rows, list):
             raise SnapshotError("the history's orders and trades are not lists")
+        if lacking is not None:
+            # A snapshot this peer installed (and checked whole) or wrote before, whose trades
+            # its archive holds: only the orders its audit trail had not written come back.
+            wanted = set(lacking)
+            orders = [decode_order(row) for row in rows if _first(row) in wanted]
+            if [order.order_id for order in orders] != lacking:
+                raise SnapshotError("the history lacks retired orders the audit trail lacks")
+            self._check_records(orders, engine)
+            return Restored(orders, None)
         orders = [decode_order(row) for row in rows]
-        self._check_retired(orders, engine)
+        if len(orders) != engine.retired_count:
+            raise SnapshotError(
+                f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
+            )
+        filled = self._check_records(orders, engine)
+        if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
+            raise SnapshotError("the retired orders' fills disagree with the engine's")
         trades: list[TradeExecuted] = []
         last = 0
         for row in trade_rows:
@@ -271,16 +301,13 @@ class History:
             trades.append(trade)
         if last != engine.trade_count:
             raise SnapshotError(f"the history holds {last} trades, the engine {engine.trade_count}")
-        return orders, trades
+        return Restored(orders, trades)
 
     @staticmethod
-    def _check_retired(orders: list[Order], engine: Engine) -> None:
-        """The records are exactly the engine's retired orders, once each, with the fills
-        the engine counts for them (so that `Engine.reinstate` cannot fail half way)."""
-        if len(orders) != engine.retired_count:
-            raise SnapshotError(
-                f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
-            )
+    def _check_records(orders: list[Order], engine: Engine) -> dict[tuple[str, Side], int]:
+        """Each record is a retired order's, once, in id order, with a client order id that
+        maps to no other order (so that `Engine.reinstate` cannot fail half way); the lots
+        they filled, by market and side."""
         filled: dict[tuple[str, Side], int] = {}
         client_ids: set[tuple[str, str]] = set()
         last = 0
@@ -301,32 +328,28 @@ class History:
             if order.filled:
                 key = (order.symbol, order.side)
                 filled[key] = filled.get(key, 0) + order.filled
-        if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
-            raise SnapshotError("the retired orders' fills disagree with the engine's")
+        return filled
 
-    def load(self, parsed: tuple[list[Order], list[TradeExecuted]] | None) -> None:
-        """Start over from the (already restored) engine, with the retired orders' full
-        records back in it until the audit trail holds them here, and these trades; or, when
-        the archive holds them (``parsed`` is None), with the fills of the orders the engine
-        holds read back from it."""
+    def load(self, restored: Restored) -> None:
+        """Start over from the (already restored) engine, with the retired orders' records
+        of ``restored`` back in it until the audit trail holds them here, and its trades; or,
+        when the archive holds every trade, with the fills of the orders the engine holds
+        read back from it."""
         engine = self._engine
-        if parsed is not None:
+        if restored.orders:
             try:
-                engine.reinstate(parsed[0])
+                engine.reinstate(restored.orders)
             except InvalidCommand as exc:  # `parse` checked every record: not expected
                 raise SnapshotError(str(exc)) from exc
         self._trades = {s: [] for s in engine.markets}
         self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
+        archive = self._archive if restored.trades is None else None
+        upto = self.archived_trade_id = engine.trade_count if archive is not None else 0
         for order in engine.orders():
             self._owner_orders.setdefault(order.owner, {})[order.order_id] = None
-        if parsed is not None:
-            for trade in parsed[1]:
-                self._record(trade)
-            return
-        archive = self._archive
-        assert archive is not None  # `parse` found everything in it
-        upto = self.archived_trade_id = engine.trade_count
-        for order in engine.orders():
-            if order.filled:  # only fills up to the snapshot: the journal's tail follows
+            if archive is not None and order.filled:
+                # Only fills up to the snapshot: the journal's tail follows.
                 fills = archive.fills_of_order(order.order_id)
                 self._order_fills[order.order_id] = [f for f in fills if f.trade.trade_id <= upto]
+        for trade in restored.trades or ():
+            self._record(trade)
