@@ -10,8 +10,10 @@ peer's state machine). This one measures what an operator sees:
    HTTP API from ``--clients`` concurrent clients (one peer, so that the load is as fast as
    the API allows; it compacts its log every 20,000 entries, the default);
 2. two peers join it, one after the other: each is sent the leader's snapshot and the log's
-   tail (*empty joiner*);
-3. ``--runs`` times: once the second peer has settled (its audit trail has written the
+   tail (*empty joiner*); as soon as it has caught up, it is stopped, ``--missed`` orders
+   are placed, and it is started again (*restart before settling*: its audit trail had
+   not written all of the history it was sent, which the restart takes from its snapshot);
+3. ``--runs`` times: once the first joiner has settled (its audit trail has written the
    history it was sent, so it retired as many closed orders as the leader: a peer that has
    been running a while), it is stopped (SIGTERM), ``--missed`` more orders are placed while
    it is down, and it is started again from its data directory (*restart*: its own snapshot,
@@ -110,6 +112,22 @@ async def _restart(network: LocalNetwork, peer: PeerProcess) -> PeerProcess:
     return peer
 
 
+async def _timed_restart(
+    network: LocalNetwork, peer: PeerProcess, writers: list[AsyncClient], first: int,
+    missed: int, leader: AsyncClient,
+) -> float:  # fmt: skip
+    """Stop ``peer``, place orders ``first`` to ``first + missed`` while it is down, start it
+    again from its data directory: seconds until it has caught up."""
+    async with aiohttp.ClientSession() as session:
+        retired = await peer_metric(session, peer, _RETIRED)
+    await network.stop(peer)
+    await _load(writers, first, missed)
+    seconds = await _timed_catch_up(network, functools.partial(_restart, network, peer), leader)
+    print(f"restart of {peer.peer} ({retired:,.0f} orders retired at its stop): "
+          f"{seconds:.2f} s", flush=True)  # fmt: skip
+    return seconds
+
+
 async def _run(args: argparse.Namespace) -> None:
     async with local_network(1, "peerbook-peer-catchup-", ("--metrics-port", "0")) as (
         network,
@@ -126,22 +144,21 @@ async def _run(args: argparse.Namespace) -> None:
             rate = await _load(writers, done, step)
             done += step
             print(f"loaded {done:,} orders ({rate:,.0f} orders/s)", flush=True)
-        joins = [await _timed_catch_up(network, network.add_peer, leader) for _ in range(2)]
-        print("empty joiners: " + ", ".join(f"{s:.2f} s" for s in joins), flush=True)
+        joins, early, restarts = [], [], []
+        for _ in range(2):
+            joins.append(await _timed_catch_up(network, network.add_peer, leader))
+            print(f"empty joiner: {joins[-1]:.2f} s", flush=True)
+            joiner = network.peers[-1]
+            early.append(await _timed_restart(network, joiner, writers, done, args.missed, leader))
+            done += args.missed
         follower = network.peers[1]
-        restarts = []
         for _ in range(args.runs):
             settled = await _settle(follower, bootstrap)
             print(f"settled {settled:.1f} s after catching up", flush=True)
-            await network.stop(follower)
-            await _load(writers, done, args.missed)
-            done += args.missed
             restarts.append(
-                await _timed_catch_up(
-                    network, functools.partial(_restart, network, follower), leader
-                )
+                await _timed_restart(network, follower, writers, done, args.missed, leader)
             )
-            print(f"restart: {restarts[-1]:.2f} s", flush=True)
+            done += args.missed
         applied = (await _state(leader) or (0, ""))[0]
         snapshot = bootstrap.data_dir / "raft.snapshot"
         size = snapshot.stat().st_size / 2**20 if snapshot.exists() else float("nan")
@@ -149,6 +166,7 @@ async def _run(args: argparse.Namespace) -> None:
         print(f"{done:,} orders, applied sequence {applied:,}, leader snapshot {size:,.1f} MiB")
         print(f"{'catch-up (median)':<44}{'seconds':>9}")
         print(f"{'empty joiner (snapshot sent), baseline':<44}{join:>9.2f}")
+        print(f"{'restart before settling':<44}{statistics.median(early):>9.2f}")
         print(f"{'restart from its data dir, ' + str(args.missed) + ' missed':<44}{restart:>9.2f}")
         print(f"ratio restart / joiner: {restart / join:.2f}")
 
