@@ -12,7 +12,8 @@ not a deeper book (with random prices and cancels of random ids, as before sessi
 one order in ten stayed open for good). Every minute it prints the acknowledged orders, the
 p50 and p99 latency of that minute, and each peer's resident memory (VmRSS from /proc) and
 Python heap (``peerbook_python_heap_blocks`` from its metrics: what objects hold, apart from
-freed memory the allocator keeps and SQLite's caches), in thousands of blocks. A
+freed memory the allocator keeps and SQLite's caches), in thousands of blocks, and the
+entries its Raft log holds (``peerbook_raft_log_entries``: in memory until a compaction). A
 first minute of the same load is the baseline the later minutes are compared with (latency
 ratio, memory growth). Closed orders and trades leave memory once the audit trail holds them
 (docs/engine.md, "Memory"); what still grows is four bytes per order.
@@ -59,7 +60,8 @@ async def _main(args: argparse.Namespace) -> None:
                                                args.open_per_trader))
                    for c in clients]  # fmt: skip
         print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
-        print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer  heap_kblocks_per_peer")
+        print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer  heap_kblocks_per_peer"
+              "  log_entries_per_peer")  # fmt: skip
         base: tuple[float, list[float]] | None = None
         for minute in range(1, args.minutes + 1):
             await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
@@ -70,12 +72,16 @@ async def _main(args: argparse.Namespace) -> None:
                 await peer_metric(session, p, "peerbook_python_heap_blocks") / 1000
                 for p in network.peers
             ]
+            log = [
+                await peer_metric(session, p, "peerbook_raft_log_entries") for p in network.peers
+            ]
             p50 = statistics.median(window) * 1000 if window else float("nan")
             p99 = window[int(0.99 * (len(window) - 1))] * 1000 if window else float("nan")
             base = base or (p99, rss)
             print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
                   + " ".join(f"{r:6.0f}" for r in rss) + "  "
-                  + " ".join(f"{h:6.0f}" for h in heap), flush=True)  # fmt: skip
+                  + " ".join(f"{h:6.0f}" for h in heap) + "  "
+                  + " ".join(f"{n:6.0f}" for n in log), flush=True)  # fmt: skip
         await asyncio.gather(*traders)
         assert base is not None
         growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))
