@@ -20,6 +20,7 @@ from peerbook.node.audit import AuditTrail
 from peerbook.node.command_log import CommandLog
 from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine
+from peerbook.replication.snapshot_store import SnapshotStore
 from peerbook.replication.state_machine import snapshot_document
 from tests.node.conftest import replayed
 from tests.replication.test_state_machine import entries_of, random_commands
@@ -178,9 +179,10 @@ def test_a_snapshot_from_before_the_history_part_still_installs() -> None:
 
 
 async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderStateMachine]:
-    """A peer with an audit trail at ``path`` that snapshots halfway through ``entries``,
-    applies the rest (its audit trail writing on) and stops; its snapshot, and a machine
-    that kept everything in memory."""
+    """A peer with an audit trail at ``path`` that snapshots halfway through ``entries``
+    (also to the snapshot file ``raft.snapshot`` next to it, as its Raft log would), applies
+    the rest (its audit trail writing on) and stops; its snapshot, and a machine that kept
+    everything in memory."""
     keeper, _ = machine_with_history()
     writer, history = machine_with_history()
     audit = AuditTrail(path, writer.engine)
@@ -188,6 +190,7 @@ async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderS
     history.attach(archive)
     audit.on_written = history.archived
     writer.listeners.append(audit.on_applied)
+    store = SnapshotStore(path.with_name("raft.snapshot"), writer, pytest.fail)
     snapshot = b""
     for index, text in enumerate(entries, start=1):
         keeper.apply(index, text)
@@ -196,6 +199,12 @@ async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderS
             await audit.flush()
         if index == len(entries) // 2:
             snapshot = writer.snapshot()
+            store.serialize(str(store.path.with_suffix(".tmp")),
+                            ((b"", index, 1), (b"", index - 1, 1), set()))  # fmt: skip
+    async with asyncio.timeout(60):
+        while not store.written:
+            store.check()
+            await asyncio.sleep(0.01)
     await audit.close()
     archive.close()
     return snapshot, keeper
@@ -204,8 +213,9 @@ async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderS
 @pytest.mark.parametrize(
     "archive_lacks", [None, "a trade", "a retired order", "the later retired orders"]
 )
+@pytest.mark.parametrize("from_file", [True, False])
 def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_it(
-    tmp_path: Path, archive_lacks: str | None
+    tmp_path: Path, archive_lacks: str | None, from_file: bool
 ) -> None:
     path = tmp_path / "audit.sqlite3"
     entries = entries_of(random_commands(12, 3000), 10)
@@ -230,7 +240,14 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
     commands = CommandLog(tmp_path / "commands.jsonl", restarted.engine, archive.client_order_ids)
     restarted.listeners.append(commands.on_applied)
     restarted.installed.append(commands.on_installed)
-    restarted.install(snapshot)
+    if from_file:  # as a peer restarts: the command log starts from that file, linked
+        SnapshotStore(tmp_path / "raft.snapshot", restarted, pytest.fail).load(
+            str(tmp_path / "raft.snapshot")
+        )
+        assert commands.start.samefile(tmp_path / "raft.snapshot")
+    else:  # the command log starts from the engine's snapshot, written
+        restarted.install(snapshot)
+        assert commands.start.read_bytes().startswith(b"{")
     # Only what the archive lacks comes back into memory: the orders it has no closed row
     # of, and every trade only when it lacks one of them.
     assert restarted.engine.retired_count == len(retired) - lacked

@@ -72,7 +72,7 @@ def test_a_late_joiner_is_sent_a_snapshot(compacting: Cluster) -> None:
     check_everything_there(cluster, acked)
     # The joiner's state came from a snapshot: its command log starts from one, and the
     # replay of that snapshot plus the log gives the digest every peer reports.
-    start = joiner.data_dir / "commands.snapshot.json"
+    start = joiner.data_dir / "commands.snapshot"
     assert start.exists()
     assert_log_replays(cluster, joiner.data_dir)
     # What the snapshot carries besides the engine: the trade history, and through it the
@@ -112,7 +112,7 @@ def test_a_restarted_peer_loads_its_snapshot_and_the_journal_tail(compacting: Cl
     load_everywhere(cluster, "t", 10, acked)  # it misses these
     cluster.run(cluster.network.restart(victim))
     check_everything_there(cluster, acked)
-    assert (victim.data_dir / "commands.snapshot.json").exists()
+    assert (victim.data_dir / "commands.snapshot").exists()
     assert_log_replays(cluster, victim.data_dir)
     assert journal < 400 * 1024, "the journal was compacted"
 

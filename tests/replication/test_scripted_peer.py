@@ -278,9 +278,9 @@ def test_a_follower_slow_to_install_a_snapshot_does_not_then_stand_for_election(
             assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 2) == 3
             install = follower.machine.install
 
-            def slow_install(data: bytes) -> None:
+            def slow_install(data: bytes, source: Path | None = None) -> None:
                 time.sleep(1.6)  # longer than the library's longest election timeout, 1.4 s
-                install(data)
+                install(data, source)
 
             follower.machine.install = slow_install  # type: ignore[method-assign]
             chunk = await snapshot_file(tmp_path, 30, [leader.address, follower.address])

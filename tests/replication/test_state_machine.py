@@ -137,7 +137,7 @@ def test_snapshot_then_rest_of_log_gives_same_state() -> None:
         first.apply(index, text)
     restored = OrderStateMachine(Engine())
     engine, installs = restored.engine, []
-    restored.installed.append(lambda: installs.append(restored.applied_index))
+    restored.installed.append(lambda source: installs.append(restored.applied_index))
     restored.install(first.snapshot())
     assert restored.engine is engine, "installed in place: holders of the engine keep it"
     assert installs == [30]

@@ -74,8 +74,8 @@ def _offline_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     replay.add_argument(
         "--snapshot",
         metavar="FILE",
-        help="start from this engine snapshot instead of a fresh engine (a peer's "
-        "commands.snapshot.json; its markets replace --markets)",
+        help="start from this snapshot instead of a fresh engine (a peer's "
+        "commands.snapshot, or an engine snapshot; its markets replace --markets)",
     )
     replay.add_argument(
         "input", nargs="?", default="-", metavar="INPUT.jsonl", help="the log; - for stdin"

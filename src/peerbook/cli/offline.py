@@ -9,9 +9,9 @@ import signal
 import sys
 
 from peerbook.engine import DEFAULT_MARKETS, Market
-from peerbook.engine.snapshot import restore
 from peerbook.errors import SnapshotError
 from peerbook.grenache import EmbeddedGrape
+from peerbook.node.command_log import start_engine
 from peerbook.replay import load_markets, replay
 
 __all__ = ["run_grape", "run_replay"]
@@ -35,7 +35,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.snapshot is not None:
         try:
             with open(args.snapshot, "rb") as file:
-                start = restore(file.read())
+                start = start_engine(file.read())
         except (OSError, SnapshotError) as exc:
             print(f"peerbook replay: cannot read the snapshot: {exc}", file=sys.stderr)
             return 2

@@ -8,29 +8,69 @@ to the operating system per entry.
 
 The file is rewritten from the start at every start of the peer, because the replicated log
 re-applies its journal into a fresh engine. When the peer's state starts from a snapshot
-instead (a restart after log compaction, or a follower sent a snapshot by the leader), the
-engine's snapshot is written next to it as ``commands.snapshot.json`` and the commands that
-follow start over; then ``peerbook replay --snapshot DIR/commands.snapshot.json
-DIR/commands.jsonl`` is the proof.
+instead (a restart after log compaction, or a follower sent a snapshot by the leader), that
+state is kept next to it as ``commands.snapshot`` and the commands that follow start over;
+then ``peerbook replay --snapshot DIR/commands.snapshot DIR/commands.jsonl`` is the proof.
+
+``commands.snapshot`` is a second name (a hard link) for the Raft snapshot file the state
+was loaded from: the state is on disk already, and encoding it again, with the client order
+ids of every retired order read back from the audit trail, was a third of a restart behind a
+long history. It stays after the next compaction replaces the Raft snapshot (one more
+snapshot's worth of disk), until the next start. `start_engine` reads it: the engine
+section, with the client order ids of the retired orders taken from the history section's
+records, so that a command repeating one replays as it applied. Where there is no such file
+(a state installed from bytes, a file system without hard links) the engine's own snapshot
+is written there instead, and read as well.
 """
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from peerbook.engine import Engine
-from peerbook.engine.snapshot import snapshot
+from peerbook.engine.snapshot import restore, restore_document, snapshot
+from peerbook.errors import SnapshotError
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
+from peerbook.replication.snapshot_store import state_of
+from peerbook.replication.state_machine import snapshot_document
 
-__all__ = ["CommandLog", "replay_arguments"]
+__all__ = ["CommandLog", "replay_arguments", "start_engine"]
 
 
 def replay_arguments(path: Path) -> list[str]:
     """The ``peerbook replay`` arguments that re-derive a peer's state from its command log
     at ``path``: the log, preceded by the snapshot it starts from when there is one."""
-    start = path.with_name(path.stem + ".snapshot.json")
+    start = path.with_name(path.stem + ".snapshot")
     return [*(["--snapshot", str(start)] if start.exists() else []), str(path)]
+
+
+def start_engine(data: bytes) -> Engine:
+    """The engine a command log starts from: ``data`` is a ``commands.snapshot`` (a peer's
+    Raft snapshot file, or an engine snapshot).
+
+    Raises:
+        SnapshotError: ``data`` is neither, or not whole.
+    """
+    if b"\n" not in data:  # an engine snapshot is one line of JSON; a snapshot file is not
+        return restore(data)
+    state = snapshot_document(state_of(data))
+    engine, history = state["engine"], state["parts"].get("history")
+    records = history.get("orders") if isinstance(history, dict) else None
+    if not records:
+        return restore_document(engine)
+    retired = engine.get("retired") if isinstance(engine, dict) else None
+    if not isinstance(retired, dict) or not isinstance(records, list):
+        raise SnapshotError("the snapshot's retired orders are not where they belong")
+    kept = set(_triples(retired.get("client_order_ids")))
+    for record in records:
+        if not (isinstance(record, list) and len(record) > 2):
+            raise SnapshotError(f"not an order record: {record!r:.60}")
+        if record[2] is not None:
+            kept.add((record[1], record[2], record[0]))
+    retired["client_order_ids"] = [list(c) for c in sorted(kept, key=lambda c: c[2])]
+    return restore_document(engine)
 
 
 class CommandLog:
@@ -50,7 +90,7 @@ class CommandLog:
         kept_client_ids: Callable[[], Iterable[tuple[str, str, int]]] = lambda: (),
     ) -> None:
         self.path = path
-        self.start = path.with_name(path.stem + ".snapshot.json")  # see `replay_arguments`
+        self.start = path.with_name(path.stem + ".snapshot")  # see `replay_arguments`
         self._engine = engine
         self._kept_client_ids = kept_client_ids
         self.start.unlink(missing_ok=True)
@@ -62,10 +102,17 @@ class CommandLog:
             self._file.write(json.dumps(command, sort_keys=True, separators=(",", ":")) + "\n")
         self._file.flush()
 
-    def on_installed(self) -> None:
-        """Start over from the engine's new state (a state machine ``installed`` callback)."""
+    def on_installed(self, source: Path | None) -> None:
+        """Start over from the engine's new state (a state machine ``installed`` callback),
+        which the snapshot file ``source`` holds, if given."""
         temporary = self.start.with_suffix(".tmp")
-        temporary.write_bytes(snapshot(self._engine, self._kept_client_ids()))
+        temporary.unlink(missing_ok=True)
+        try:
+            if source is None:
+                raise FileNotFoundError("no snapshot file")
+            os.link(source, temporary)
+        except OSError:
+            temporary.write_bytes(snapshot(self._engine, self._kept_client_ids()))
         temporary.replace(self.start)
         self._file.seek(0)
         self._file.truncate()
@@ -73,3 +120,10 @@ class CommandLog:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
+
+
+def _triples(value: object) -> list[tuple[str, str, int]]:
+    """An engine snapshot's client order ids of retired orders: [owner, id, order id]s."""
+    if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 3 for t in value):
+        raise SnapshotError("the retired orders' client order ids are not triples")
+    return [(t[0], t[1], t[2]) for t in value]

@@ -270,7 +270,7 @@ class Peer:
         self.machine.listeners += [commands.on_applied, audit.on_applied]
         self.machine.installed += [
             commands.on_installed,
-            lambda: audit.on_installed(self.history.every_trade()),
+            lambda source: audit.on_installed(self.history.every_trade()),
         ]
         self._audit.start()
         endpoint = RaftEndpoint(secret)

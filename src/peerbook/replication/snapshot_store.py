@@ -51,7 +51,10 @@ from pysyncobj.node import Node
 from peerbook.errors import SnapshotError
 from peerbook.replication.state_machine import OrderStateMachine
 
-__all__ = ["CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary", "snapshot_end"]
+__all__ = [
+    "CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary", "snapshot_end",
+    "state_of",
+]  # fmt: skip
 
 RETRY_AFTER_FAILURE_S = 10
 CHILD_DEADLINE_S = 900
@@ -192,13 +195,7 @@ class SnapshotStore:
             raise
 
     def _load(self, path: Path) -> tuple[_Entry, _Entry, set[Node]]:
-        with path.open("rb") as file:
-            header = _header(file.readline())
-            body = file.read()
-        if len(body) != header["body_bytes"] or (
-            hashlib.sha256(body).hexdigest() != header["body_sha256"]
-        ):
-            raise SnapshotError("the snapshot body does not match its header")
+        header, body = _checked(path.read_bytes())
         last, before_last = (_decode_entry(e) for e in header["entries"])
         if self._machine.applied_index != last[1]:
             # Also when the machine is past the snapshot: the library now counts the
@@ -208,7 +205,7 @@ class SnapshotStore:
             # kept its later state would then skip the leader's entries up to its own applied
             # index and diverge: found by the first soak, where such replicas acknowledged
             # orders under ids the log never gave them.)
-            self._machine.install(body)
+            self._machine.install(body, source=path)
         return last, before_last, {Node(member) for member in header["members"]}
 
     def close(self) -> None:
@@ -248,6 +245,26 @@ def snapshot_end(head: bytes) -> tuple[int, int] | None:
     except SnapshotError:
         return None
     return index, term
+
+
+def state_of(data: bytes) -> bytes:
+    """The state machine snapshot in the bytes ``data`` of a snapshot file, checked
+    against the file's header.
+
+    Raises:
+        SnapshotError: ``data`` is not a whole snapshot file.
+    """
+    return _checked(data)[1]
+
+
+def _checked(data: bytes) -> tuple[dict[str, Any], bytes]:
+    line, _, body = data.partition(b"\n")
+    header = _header(line)
+    if len(body) != header["body_bytes"] or (
+        hashlib.sha256(body).hexdigest() != header["body_sha256"]
+    ):
+        raise SnapshotError("the snapshot body does not match its header")
+    return header, body
 
 
 def _write(path: Path, header: dict[str, Any], body: bytes) -> None:

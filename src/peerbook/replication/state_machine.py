@@ -20,6 +20,7 @@ import functools
 import gc
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from peerbook.engine import Engine, Event
@@ -86,7 +87,7 @@ class OrderStateMachine:
         parts: derived state a snapshot carries besides the engine, by name.
         installed: called after a snapshot was installed (`install`), so that what listens
             to single entries (feed, audit trail, command log) can start over from the new
-            state.
+            state; with the snapshot file it came from, if any.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -95,7 +96,7 @@ class OrderStateMachine:
         self.rejected_entries = 0
         self.listeners: list[Callable[[LogEntry, list[Outcome]], None]] = []
         self.parts: dict[str, SnapshotPart] = {}
-        self.installed: list[Callable[[], None]] = []
+        self.installed: list[Callable[[Path | None], None]] = []
 
     def apply(self, index: int, text: str) -> list[Outcome]:
         """Apply the entry at log ``index``; one outcome per command, in order.
@@ -137,9 +138,11 @@ class OrderStateMachine:
         }
         return b"".join((_canonical(header), b"\n", engine, *(b for _, b in parts)))
 
-    def install(self, data: bytes) -> None:
+    def install(self, data: bytes, source: Path | None = None) -> None:
         """Replace the whole state with the one ``data`` describes (a `snapshot` of this or
-        another peer's machine), then tell the ``installed`` callbacks.
+        another peer's machine), then tell the ``installed`` callbacks, with ``source``: the
+        snapshot file ``data`` was read from, if any (which holds that state until it is
+        replaced).
 
         The engine is restored in place (`Engine.assume`), so whatever holds it keeps
         working. Everything is checked before anything changes.
@@ -151,7 +154,7 @@ class OrderStateMachine:
         with _no_cyclic_collection():
             self._install(data)
             for installed in self.installed:
-                installed()
+                installed(source)
 
     def _install(self, data: bytes) -> None:
         applied, rejected, engine_document, parts = _sections(data)
