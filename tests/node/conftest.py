@@ -68,13 +68,17 @@ class Cluster:
         self.loop.close()
 
 
-def replayed(log: Path) -> dict[str, Any]:
-    """The applied sequence and digest of an offline ``peerbook replay`` of a command log,
-    from the engine snapshot the log starts from when there is one."""
+def replay_lines(log: Path) -> list[dict[str, Any]]:
+    """What an offline ``peerbook replay`` of a command log prints, from the snapshot the log
+    starts from when there is one."""
     done = subprocess.run([sys.executable, "-m", "peerbook", "replay", *replay_arguments(log)],
                           capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
-    last: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return last
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def replayed(log: Path) -> dict[str, Any]:
+    """The applied sequence and digest of an offline ``peerbook replay`` of a command log."""
+    return replay_lines(log)[-1]
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ was loaded from: the state is on disk already, and encoding it again, with the c
 ids of every retired order read back from the audit trail, was a third of a restart behind a
 long history. It stays after the next compaction replaces the Raft snapshot (one more
 snapshot's worth of disk), until the next start. `start_engine` reads it: the engine
-section, with the client order ids of the retired orders taken from the history section's
-records, so that a command repeating one replays as it applied. Where there is no such file
-(a state installed from bytes, a file system without hard links) the engine's own snapshot
-is written there instead, and read as well.
+section, with the orders it had retired put back from the full records the history section
+carries. Where there is no such file (a state installed from bytes, a file system without
+hard links) the engine's own snapshot is written there instead, and read as well; its
+retired orders are not printed by the replay.
 """
 
 import json
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from peerbook.engine import Engine
-from peerbook.engine.snapshot import restore, restore_document, snapshot
-from peerbook.errors import SnapshotError
+from peerbook.engine.snapshot import decode_order, restore, restore_document, snapshot
+from peerbook.errors import InvalidCommand, SnapshotError
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.replication.snapshot_store import state_of
@@ -48,7 +48,10 @@ def replay_arguments(path: Path) -> list[str]:
 
 def start_engine(data: bytes) -> Engine:
     """The engine a command log starts from: ``data`` is a ``commands.snapshot`` (a peer's
-    Raft snapshot file, or an engine snapshot).
+    Raft snapshot file, or an engine snapshot). A Raft snapshot file's retired orders are
+    put back in full (`Engine.reinstate`) from the records its history section carries, so
+    that a replay prints every order ever accepted, as contract section 7 asks, and a
+    command repeating a retired order's client order id replays as it applied.
 
     Raises:
         SnapshotError: ``data`` is neither, or not whole.
@@ -56,21 +59,18 @@ def start_engine(data: bytes) -> Engine:
     if b"\n" not in data:  # an engine snapshot is one line of JSON; a snapshot file is not
         return restore(data)
     state = snapshot_document(state_of(data))
-    engine, history = state["engine"], state["parts"].get("history")
-    records = history.get("orders") if isinstance(history, dict) else None
-    if not records:
-        return restore_document(engine)
-    retired = engine.get("retired") if isinstance(engine, dict) else None
-    if not isinstance(retired, dict) or not isinstance(records, list):
-        raise SnapshotError("the snapshot's retired orders are not where they belong")
-    kept = set(_triples(retired.get("client_order_ids")))
-    for record in records:
-        if not (isinstance(record, list) and len(record) > 2):
-            raise SnapshotError(f"not an order record: {record!r:.60}")
-        if record[2] is not None:
-            kept.add((record[1], record[2], record[0]))
-    retired["client_order_ids"] = [list(c) for c in sorted(kept, key=lambda c: c[2])]
-    return restore_document(engine)
+    engine = restore_document(state["engine"])
+    history = state["parts"].get("history")
+    records = history.get("orders", []) if isinstance(history, dict) else []
+    if not isinstance(records, list):
+        raise SnapshotError("the snapshot's retired orders are not a list")
+    try:
+        engine.reinstate([decode_order(record) for record in records])
+    except InvalidCommand as exc:
+        raise SnapshotError(str(exc)) from exc
+    if engine.retired_count:
+        raise SnapshotError(f"the snapshot lacks the records of {engine.retired_count} orders")
+    return engine
 
 
 class CommandLog:
@@ -120,10 +120,3 @@ class CommandLog:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
-
-
-def _triples(value: object) -> list[tuple[str, str, int]]:
-    """An engine snapshot's client order ids of retired orders: [owner, id, order id]s."""
-    if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 3 for t in value):
-        raise SnapshotError("the retired orders' client order ids are not triples")
-    return [(t[0], t[1], t[2]) for t in value]
