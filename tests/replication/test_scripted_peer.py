@@ -162,6 +162,8 @@ def test_a_leader_ignores_an_answer_given_in_an_earlier_term() -> None:
     async def scenario() -> None:
         async with member_and_peer() as (leader, peer):
             for _ in range(20):  # vote for the member's latest election until it leads
+                asked = await peer.next("pre_vote")
+                peer.send({"type": "pre_vote_response", "term": asked["term"], "granted": True})
                 vote = await peer.next("request_vote")
                 peer.send({"type": "response_vote", "term": vote["term"]})
                 await asyncio.sleep(0.1)
@@ -308,5 +310,51 @@ def test_a_follower_whose_own_loop_stalled_does_not_then_stand_for_election() ->
             await asyncio.sleep(0.02)  # it ticks again before the next heartbeat arrives
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(leader.next("request_vote"), 0.15)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_member_asks_for_pre_votes_and_stands_only_once_a_majority_grants_one() -> None:
+    """Pre-vote (Raft thesis 9.6): a member whose election timer runs out first asks whether
+    it would be voted for, at its term plus one, without taking that term; it stands (and
+    takes it) only when a majority, itself included, said yes."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (member, peer):
+            asked = await peer.next("pre_vote")
+            term = member._member.raftCurrentTerm
+            assert asked["term"] == term + 1
+            peer.send({"type": "pre_vote_response", "term": asked["term"], "granted": False})
+            with pytest.raises(TimeoutError):  # refused: no election, no new term
+                await asyncio.wait_for(peer.next("request_vote"), 0.3)
+            assert member._member.raftCurrentTerm == term
+            asked = await peer.next("pre_vote")  # its timer ran out again
+            assert asked["term"] == term + 1
+            peer.send({"type": "pre_vote_response", "term": asked["term"], "granted": True})
+            vote = await peer.next("request_vote")
+            assert vote["term"] == term + 1 == member._member.raftCurrentTerm
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_member_that_heard_its_leader_lately_refuses_a_pre_vote() -> None:
+    """A follower refuses pre-votes while its leader is alive, so that a member that lagged
+    cannot depose the leader by standing; once the leader has been silent for the shortest
+    election timeout it grants one to a member whose log is as up to date as its own, and
+    answering never changes its term."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (follower, leader):
+            assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 2) == 3
+            up_to_date = {"type": "pre_vote", "term": TERM + 1, "last_log_index": 2,
+                          "last_log_term": TERM}  # fmt: skip
+            leader.send(up_to_date)
+            assert (await leader.next("pre_vote_response"))["granted"] is False
+            await asyncio.sleep(0.45)  # the leader is silent past the shortest timeout (0.4 s)
+            leader.send({**up_to_date, "last_log_index": 1, "last_log_term": 1})  # behind
+            assert (await leader.next("pre_vote_response"))["granted"] is False
+            leader.send(up_to_date)
+            assert (await leader.next("pre_vote_response"))["granted"] is True
+            assert follower._member.raftCurrentTerm == TERM
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

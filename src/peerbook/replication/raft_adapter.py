@@ -214,8 +214,9 @@ class RaftLog:
             try:
                 # Twice: the library folds acknowledgements into the commit index at the start
                 # of a tick, so the tick after the one that delivered them commits and applies.
-                self._member.doTick(0.0)
-                self._member.doTick(0.0)
+                for _ in range(2):
+                    self._member._SyncObj__transport.hold_election()
+                    self._member.doTick(0.0)
             except Exception:
                 # What the library's own tick thread does: log, and carry on ticking.
                 _log.exception("Raft tick failed")

@@ -22,6 +22,18 @@ the queue and the pipe the library polls make both safe. Connectivity is synthes
 is "connected" once a request to it succeeds and "disconnected" when one fails; a
 disconnected peer is pinged until it answers. Messages to a disconnected peer are dropped,
 as on a broken TCP connection.
+
+Pre-vote (Raft thesis, section 9.6), which the library lacks: before a member stands for
+election it asks the others whether they would vote for it, without anyone changing term
+(`hold_election`, ``pre_vote`` and ``pre_vote_response`` messages, which never reach the
+library). A member grants one only if it has not heard from a leader for the shortest
+election timeout and the asker's log is at least as up to date as its own. A member that
+lagged (a loop busy installing a snapshot, a restart catching up, a partition healing) would
+otherwise bump the term, and every member that hears the higher term drops its leader: the
+fourth soak saw five elections in seven seconds while a lagging follower kept standing,
+stalling writes for up to 6 s. Held back, it hears the leader again and follows. Only the
+library's election itself is safety; this only decides when to start one (a member whose
+timer runs out in the middle of a long tick may still stand without asking, as before).
 """
 
 import asyncio
@@ -63,6 +75,9 @@ RAFT_MESSAGE_BYTES_MAX = 16 << 20
 """Message size limit of a member's Raft RPC server (a `WsRpcServer`): log entries are up to
 1 MiB each, so Raft traffic runs on its own server with this limit, apart from the 64 KiB
 client API."""
+_PRE_VOTE_GUARD_S = 0.05
+"""An election timer this close to running out is held back for a pre-vote (the library
+checks it during the tick that follows)."""
 RAFT_HEARTBEAT_S = 5.0
 """A member's Raft server pings each socket this often and drops one whose client does not
 answer within half of it (a client cut off by a partition; senders also post an empty batch
@@ -202,6 +217,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._claim: int | None = None  # see `_deliver`; tick thread only
         self._ignoring_snapshot = False  # see `_install_snapshot`; tick thread only
         self._senders: dict[str, asyncio.Future[None]] = {}
+        self._leader_heard = 0.0  # when a leader's append_entries was last handled; tick thread
+        self._pre_vote_term: int | None = None  # the term asked about in the last pre-vote
+        self._pre_votes: set[str] = set()  # who granted it
+        self._pre_vote_asked = 0.0  # when
         endpoint.deliver = self._received
         for node_id in self._nodes:
             self._start_sender(node_id)
@@ -221,6 +240,73 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             return False
         self._loop.call_soon_threadsafe(outbox.put_nowait, text)
         return True
+
+    def hold_election(self) -> None:
+        """Called before each library tick: if this member's election timer is about to run
+        out, hold it back and ask for pre-votes instead, unless a majority (this member
+        included) granted one for the term it would stand in. Not for a replica, a leader,
+        or a leadership transfer (the leader itself asked this member to stand)."""
+        sync_obj = self._sync_obj
+        if (
+            sync_obj._SyncObj__selfNode is None
+            or sync_obj._isLeader()
+            or sync_obj._SyncObj__transferInProgress
+            or sync_obj._SyncObj__raftElectionDeadline > monotonic() + _PRE_VOTE_GUARD_S
+        ):
+            return
+        term = sync_obj.raftCurrentTerm + 1
+        if self._pre_vote_term == term and self._pre_vote_won():
+            return  # granted: the library stands now
+        self._pre_vote_term, self._pre_votes = term, set()
+        self._pre_vote_asked = monotonic()
+        if self._pre_vote_won():
+            return  # alone: nobody to ask
+        sync_obj._SyncObj__raftElectionDeadline = (
+            monotonic() + sync_obj._SyncObj__generateRaftTimeout()
+        )
+        ask = {
+            "type": "pre_vote", "term": term,
+            "last_log_index": sync_obj._SyncObj__getCurrentLogIndex(),
+            "last_log_term": sync_obj._SyncObj__getCurrentLogTerm(),
+        }  # fmt: skip
+        for node in list(sync_obj._SyncObj__otherNodes):
+            self.send(node, ask)
+
+    def _pre_vote_won(self) -> bool:
+        voters = len(self._sync_obj._SyncObj__otherNodes) + 1
+        return len(self._pre_votes) + 1 > voters / 2
+
+    def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        """Grant a pre-vote when no leader was heard from for the shortest election timeout
+        and the asker's log is at least as up to date as this member's (as a vote would)."""
+        sync_obj = self._sync_obj
+        term, index, last_term = (message.get(k) for k in ("term", "last_log_index",
+                                                            "last_log_term"))  # fmt: skip
+        granted = (
+            all(type(v) is int for v in (term, index, last_term))
+            and sync_obj._SyncObj__selfNode is not None
+            and not sync_obj._isLeader()
+            and monotonic() - self._leader_heard >= sync_obj._SyncObj__conf.raftMinTimeout
+            and term > sync_obj.raftCurrentTerm
+            and (last_term, index)
+            >= (sync_obj._SyncObj__getCurrentLogTerm(), sync_obj._SyncObj__getCurrentLogIndex())
+        )
+        self.send(node, {"type": "pre_vote_response", "term": term, "granted": granted})
+
+    def _count_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        """Count a granted pre-vote; with a majority, stand at the next tick, unless a leader
+        was heard from since asking (or the term moved on)."""
+        sync_obj = self._sync_obj
+        if (
+            message.get("granted") is not True
+            or message.get("term") != self._pre_vote_term
+            or self._pre_vote_term != sync_obj.raftCurrentTerm + 1
+            or self._leader_heard > self._pre_vote_asked
+        ):
+            return
+        self._pre_votes.add(node.id)
+        if self._pre_vote_won():
+            sync_obj._SyncObj__raftElectionDeadline = 0
 
     def addNode(self, node: Any) -> None:  # noqa: N802 - the library's name
         self._replicas.discard(node.id)  # a replica that took a seat is a voter now
@@ -292,6 +378,12 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "next_node_idx" and message.get("term") != self._sync_obj.raftCurrentTerm:
             return
+        if kind == "pre_vote":
+            self._answer_pre_vote(node, message)
+            return
+        if kind == "pre_vote_response":
+            self._count_pre_vote(node, message)
+            return
         if kind != "append_entries":
             self._onMessageReceived(node, message)
             return
@@ -307,7 +399,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._rearm_election_timer(node)
 
     def _rearm_election_timer(self, node: Any) -> None:
-        """Start the election timeout again once a message from the leader is handled.
+        """Start the election timeout again once a message from the leader is handled (and
+        note when: a member that heard its leader lately refuses pre-votes).
 
         The library starts it when it begins handling the message; a message that takes long
         to handle (installing a snapshot took 0.4-1.7 s in fault runs) then used up the whole
@@ -317,7 +410,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         timeout run out on purpose. Private attributes of pinned pysyncobj 0.3.17.
         """
         sync_obj = self._sync_obj
-        if sync_obj._getLeader() is node and not sync_obj._SyncObj__transferInProgress:
+        if sync_obj._getLeader() is not node:
+            return
+        self._leader_heard = monotonic()
+        if not sync_obj._SyncObj__transferInProgress:
             sync_obj._SyncObj__raftElectionDeadline = (
                 monotonic() + sync_obj._SyncObj__generateRaftTimeout()
             )
