@@ -245,6 +245,9 @@ def test_a_restart_reads_the_snapshot_history_only_where_its_audit_trail_lacks_i
             str(tmp_path / "raft.snapshot")
         )
         assert commands.start.samefile(tmp_path / "raft.snapshot")
+        commands.on_installed(tmp_path / "raft.snapshot")  # the same file again (change_role)
+        assert commands.start.samefile(tmp_path / "raft.snapshot")
+        assert not commands.start.with_suffix(".tmp").exists()  # no second name kept
     else:  # the command log starts from the engine's snapshot, written
         restarted.install(snapshot)
         assert commands.start.read_bytes().startswith(b"{")

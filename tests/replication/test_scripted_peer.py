@@ -2,6 +2,7 @@
 exactly the Raft messages a test needs: what the member keeps, answers and commits."""
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
@@ -356,5 +357,58 @@ def test_a_member_that_heard_its_leader_lately_refuses_a_pre_vote() -> None:
             leader.send(up_to_date)
             assert (await leader.next("pre_vote_response"))["granted"] is True
             assert follower._member.raftCurrentTerm == TERM
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_pre_vote_granted_before_the_leader_was_heard_again_lapses() -> None:
+    """A majority's grant counts for the moment it was given: once the leader is heard from
+    again, the next time the timer runs out the member asks again rather than stand."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (member, leader):
+            asked = await leader.next("pre_vote")
+            term = member._member.raftCurrentTerm
+            leader.send({"type": "pre_vote_response", "term": asked["term"], "granted": True})
+            leader.send({"type": "append_entries", "term": term, "commit_index": 0,
+                         "prevLogIdx": 1, "prevLogTerm": 0, "entries": []})  # fmt: skip
+            while (await leader.next("next_node_idx"))["term"] != term:
+                pass
+            # Both arrived in one turn of the loop, so the tick took them together: the grant
+            # first, then the leader.
+            assert leader._queue("request_vote").empty()
+            stood = member._member.raftCurrentTerm
+            assert stood == term
+            # The leader goes silent: the member must ask before it stands again.
+            asked = await leader.next("pre_vote")
+            assert asked["term"] == stood + 1
+            assert leader._queue("request_vote").empty()
+            assert member._member.raftCurrentTerm == stood
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_member_ahead_of_a_live_leader_stands_without_asking() -> None:
+    """The library ignores, without an answer, a leader whose term is below its own, so that
+    leader never learns the higher term; asking would be refused by every member hearing
+    that leader, and the member would be cut off for good. It stands, as Raft without
+    pre-vote does, and its term reaches the others."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (_, peer):
+            asked = await peer.next("pre_vote")
+            peer.send({"type": "pre_vote_response", "term": asked["term"], "granted": True})
+            vote = await peer.next("request_vote")  # it stands; the vote is never answered
+            ahead = vote["term"]
+            # A leader of the term before keeps sending: the member ignores it, and stands
+            # again when its timer runs out, without a pre-vote first.
+            for _ in range(40):
+                peer.send({"type": "append_entries", "term": ahead - 1, "commit_index": 0,
+                           "prevLogIdx": 1, "prevLogTerm": 0, "entries": []})  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    vote = await asyncio.wait_for(peer.next("request_vote"), 0.1)
+                    break
+            assert vote["term"] > ahead
+            assert peer._queue("pre_vote").empty()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -93,7 +93,9 @@ class CommandLog:
         self.start = path.with_name(path.stem + ".snapshot")  # see `replay_arguments`
         self._engine = engine
         self._kept_client_ids = kept_client_ids
+        self._temporary = self.start.with_suffix(".tmp")
         self.start.unlink(missing_ok=True)
+        self._temporary.unlink(missing_ok=True)
         self._file = path.open("w", encoding="utf-8")
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
@@ -105,7 +107,7 @@ class CommandLog:
     def on_installed(self, source: Path | None) -> None:
         """Start over from the engine's new state (a state machine ``installed`` callback),
         which the snapshot file ``source`` holds, if given."""
-        temporary = self.start.with_suffix(".tmp")
+        temporary = self._temporary
         temporary.unlink(missing_ok=True)
         try:
             if source is None:
@@ -114,6 +116,9 @@ class CommandLog:
         except OSError:
             temporary.write_bytes(snapshot(self._engine, self._kept_client_ids()))
         temporary.replace(self.start)
+        # Renaming a link over another link to the same file (the same snapshot loaded
+        # again) does nothing, and would leave this second name keeping the file alive.
+        temporary.unlink(missing_ok=True)
         self._file.seek(0)
         self._file.truncate()
 

@@ -217,7 +217,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._claim: int | None = None  # see `_deliver`; tick thread only
         self._ignoring_snapshot = False  # see `_install_snapshot`; tick thread only
         self._senders: dict[str, asyncio.Future[None]] = {}
-        self._leader_heard = 0.0  # when a leader's append_entries was last handled; tick thread
+        # When a leader's append_entries was last handled (tick thread): from the start, so
+        # that a member just (re)started refuses pre-votes until it could have heard one.
+        self._leader_heard = monotonic()
+        self._behind_leader_heard = 0.0  # when a leader of a lower term than ours was heard
         self._pre_vote_term: int | None = None  # the term asked about in the last pre-vote
         self._pre_votes: set[str] = set()  # who granted it
         self._pre_vote_asked = 0.0  # when
@@ -247,23 +250,28 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         included) granted one for the term it would stand in. Not for a replica, a leader,
         or a leadership transfer (the leader itself asked this member to stand)."""
         sync_obj = self._sync_obj
+        now = monotonic()
         if (
             sync_obj._SyncObj__selfNode is None
             or sync_obj._isLeader()
             or sync_obj._SyncObj__transferInProgress
-            or sync_obj._SyncObj__raftElectionDeadline > monotonic() + _PRE_VOTE_GUARD_S
+            or sync_obj._SyncObj__raftElectionDeadline > now + _PRE_VOTE_GUARD_S
+            # A live leader of a lower term ignores this member (the library answers no
+            # append_entries of a lower term, so that leader never learns the higher one):
+            # only standing brings the others to this member's term.
+            or now - self._behind_leader_heard < sync_obj._SyncObj__conf.raftMaxTimeout
         ):
             return
         term = sync_obj.raftCurrentTerm + 1
         if self._pre_vote_term == term and self._pre_vote_won():
             return  # granted: the library stands now
         self._pre_vote_term, self._pre_votes = term, set()
-        self._pre_vote_asked = monotonic()
+        self._pre_vote_asked = now
         if self._pre_vote_won():
             return  # alone: nobody to ask
-        sync_obj._SyncObj__raftElectionDeadline = (
-            monotonic() + sync_obj._SyncObj__generateRaftTimeout()
-        )
+        # Asked again sooner than a whole timeout: when the leader died, the first to ask
+        # may be refused by members whose last heartbeat came a moment after its own.
+        sync_obj._SyncObj__raftElectionDeadline = now + sync_obj._SyncObj__generateRaftTimeout() / 2
         ask = {
             "type": "pre_vote", "term": term,
             "last_log_index": sync_obj._SyncObj__getCurrentLogIndex(),
@@ -387,6 +395,8 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         if kind != "append_entries":
             self._onMessageReceived(node, message)
             return
+        if message.get("term", 0) < self._sync_obj.raftCurrentTerm:
+            self._behind_leader_heard = monotonic()
         if "serialized" in message:
             self._install_snapshot(node, message)
         else:
@@ -413,6 +423,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         if sync_obj._getLeader() is not node:
             return
         self._leader_heard = monotonic()
+        self._pre_vote_term, self._pre_votes = None, set()  # a leader: what was granted lapses
         if not sync_obj._SyncObj__transferInProgress:
             sync_obj._SyncObj__raftElectionDeadline = (
                 monotonic() + sync_obj._SyncObj__generateRaftTimeout()
