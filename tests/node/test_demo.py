@@ -1,11 +1,15 @@
 """``peerbook demo --no-dashboard --duration``: real grape and peer processes, random trading,
 exit 0 only with every digest equal, and nothing left running."""
 
+import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from peerbook.demo.network import exit_status
 
 
 def test_demo_runs_trades_and_ends_with_every_digest_equal(tmp_path: Path) -> None:
@@ -30,3 +34,25 @@ def _not_ours(pid: int, root: Path) -> bool:
     except OSError:
         return True
     return str(root).encode() not in command
+
+
+def test_a_process_is_seen_to_exit_though_a_child_of_it_holds_its_output() -> None:
+    """A peer's forked snapshot writer holds the peer's output pipe; if it outlives the peer,
+    `Process.wait` waits for it too, and stopping or killing the peer must not."""
+
+    async def scenario() -> None:
+        process = await asyncio.create_subprocess_exec(
+            "sh", "-c", "sleep 60 & echo $!; exit 3", stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        waiting = asyncio.create_task(process.wait())  # waits for the pipe as well
+        child = int(await process.stdout.readline())
+        try:
+            assert await exit_status(process, 10) == 3
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+        finally:
+            os.kill(child, signal.SIGKILL)  # the one process this test started that is left
+        assert await asyncio.wait_for(waiting, 10) == 3
+
+    asyncio.run(scenario())

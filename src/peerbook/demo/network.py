@@ -15,10 +15,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalNetwork", "PeerProcess"]
+__all__ = ["LocalNetwork", "PeerProcess", "exit_status"]
 
 _READY_TIMEOUT_S = 90.0
 _STOP_TIMEOUT_S = 15.0
+_EXIT_POLL_S = 0.02
+
+
+async def exit_status(process: asyncio.subprocess.Process, timeout_s: float) -> int:
+    """The exit status of ``process`` once it has exited.
+
+    Not `Process.wait`, which also waits until the process's output pipe is closed: a child
+    the peer forked (its snapshot writer) holds that pipe too, and one that outlives the peer
+    held the fault harness in a kill for 14 minutes (a soak, session 10: the writer hung in
+    the after-fork code of libfaketime, the harness's clock-fault library).
+
+    Raises:
+        TimeoutError: it has not exited within ``timeout_s``.
+    """
+    async with asyncio.timeout(timeout_s):
+        while (status := process.returncode) is None:
+            await asyncio.sleep(_EXIT_POLL_S)
+    return status
 
 
 class PeerProcess:
@@ -140,18 +158,17 @@ class LocalNetwork:
             return None if process is None else process.returncode
         process.send_signal(signal.SIGTERM)
         try:
-            async with asyncio.timeout(_STOP_TIMEOUT_S):
-                return await process.wait()
+            return await exit_status(process, _STOP_TIMEOUT_S)
         except TimeoutError:
             process.kill()
-            return await process.wait()
+            return await exit_status(process, _STOP_TIMEOUT_S)
 
     async def kill(self, peer: PeerProcess) -> None:
         """kill -9."""
         process = peer.process
         if process is not None and process.returncode is None:
             process.kill()
-            await process.wait()
+            await exit_status(process, _STOP_TIMEOUT_S)
 
     async def stop_all(self) -> list[int | None]:
         """Stop every peer this object started; their exit statuses."""
