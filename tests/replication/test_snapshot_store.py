@@ -171,6 +171,33 @@ def test_a_child_past_its_deadline_is_ended_and_the_snapshot_fails(
     assert wait_written(store, timeout_s=20) == SERIALIZER_STATE.FAILED  # not after 30 s
 
 
+_hanging_after_fork = threading.Event()
+
+
+def _hang_after_fork() -> None:
+    if _hanging_after_fork.is_set():
+        time.sleep(60)
+
+
+os.register_at_fork(after_in_child=_hang_after_fork)
+
+
+def test_a_child_hung_before_its_alarm_is_ended_by_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child can hang inside the interpreter's after-fork code, before the child's own code
+    arms its alarm (a soak: a lock of the LD_PRELOADed libfaketime, held by another thread at
+    the fork); the parent ends it once it is past its deadline."""
+    monkeypatch.setattr(snapshot_store, "CHILD_DEADLINE_S", 1)
+    store = SnapshotStore(tmp_path / "raft.snapshot", loaded_machine(5), lambda reason: None)
+    _hanging_after_fork.set()
+    try:
+        store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set[Node]()))
+    finally:
+        _hanging_after_fork.clear()
+    assert wait_written(store, timeout_s=20) == SERIALIZER_STATE.FAILED  # not after 60 s
+
+
 _allocating_after_fork = threading.Event()
 
 

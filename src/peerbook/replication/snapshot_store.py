@@ -58,7 +58,8 @@ __all__ = [
 
 RETRY_AFTER_FAILURE_S = 10
 CHILD_DEADLINE_S = 900
-"""How long the forked child may take to write a snapshot before SIGALRM ends it."""
+"""How long the forked child may take to write a snapshot before SIGALRM ends it (or, should
+it hang before arming the alarm, `SnapshotStore.check` in the parent)."""
 _log = logging.getLogger(__name__)
 
 _NOT_SERIALIZING: int = _STATE.NOT_SERIALIZING
@@ -161,7 +162,12 @@ class SnapshotStore:
         except ChildProcessError:
             done, status = child, -1
         if done == 0:
-            return _SERIALIZING
+            if time.monotonic() - self._started <= CHILD_DEADLINE_S:
+                return _SERIALIZING
+            # Past its deadline and still there: hung where its own alarm cannot end it, in
+            # the interpreter's after-fork code before the alarm is armed (a soak saw a child
+            # wait for ever on a lock of libfaketime, the fault harness's clock library).
+            status = self._end(child)
         self._child = None
         partial = self.path.with_name(f"{self.path.name}.partial.{child}")
         if status != 0:
@@ -183,6 +189,15 @@ class SnapshotStore:
         self.written += 1
         self.last_write_s = time.monotonic() - self._started
         return _SUCCESS
+
+    @staticmethod
+    def _end(child: int) -> int:
+        """Kill ``child`` and reap it; a failed exit status."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+        return -1
 
     def load(self, file_name: str) -> tuple[_Entry, _Entry, set[Node]]:
         """Install the snapshot in ``file_name`` into the state machine and return the
@@ -215,9 +230,7 @@ class SnapshotStore:
         restart discard the journal's tail)."""
         child, self._child = self._child, None
         if child is not None:
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
-                os.kill(child, signal.SIGKILL)
-                os.waitpid(child, 0)
+            self._end(child)
             self.path.with_name(f"{self.path.name}.partial.{child}").unlink(missing_ok=True)
 
 
