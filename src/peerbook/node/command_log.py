@@ -109,11 +109,7 @@ class CommandLog:
         which the snapshot file ``source`` holds, if given."""
         temporary = self._temporary
         temporary.unlink(missing_ok=True)
-        try:
-            if source is None:
-                raise FileNotFoundError("no snapshot file")
-            os.link(source, temporary)
-        except OSError:
+        if source is None or not _linked(source, temporary):
             temporary.write_bytes(snapshot(self._engine, self._kept_client_ids()))
         temporary.replace(self.start)
         # Renaming a link over another link to the same file (the same snapshot loaded
@@ -125,3 +121,12 @@ class CommandLog:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
+
+
+def _linked(source: Path, name: Path) -> bool:
+    """Whether ``name`` could be made a hard link to ``source``."""
+    try:
+        os.link(source, name)
+    except OSError:
+        return False
+    return True
