@@ -13,7 +13,8 @@ one order in ten stayed open for good). Every minute it prints the acknowledged 
 p50 and p99 latency of that minute, and each peer's resident memory (VmRSS from /proc) and
 Python heap (``peerbook_python_heap_blocks`` from its metrics: what objects hold, apart from
 freed memory the allocator keeps and SQLite's caches), in thousands of blocks, and the
-entries its Raft log holds (``peerbook_raft_log_entries``: in memory until a compaction). A
+entries its Raft log holds (``peerbook_raft_log_entries``: in memory until a compaction), and
+where its resident memory lies (malloc heap, other anonymous mappings, file mappings). A
 first minute of the same load is the baseline the later minutes are compared with (latency
 ratio, memory growth). Closed orders and trades leave memory once the audit trail holds them
 (docs/engine.md, "Memory"); what still grows is four bytes per order.
@@ -40,6 +41,22 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _rss_split(pid: int) -> str:
+    """Resident MiB of the process's malloc heap (``[heap]``, grown with brk), of its other
+    anonymous mappings (CPython's object arenas, large allocations) and of its file mappings
+    (libraries, the mapped Raft journal), as ``heap/anon/file``: which of them grows."""
+    resident = {"heap": 0, "anon": 0, "file": 0}
+    kind = "anon"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == "Rss:":
+            resident[kind] += int(fields[1])
+        elif not fields[0].endswith(":"):  # a mapping's header: range, perms, offset, ...
+            name = fields[5] if len(fields) > 5 else ""
+            kind = "heap" if name == "[heap]" else "anon" if not name.startswith("/") else "file"
+    return "/".join(f"{resident[k] / 1024:.0f}" for k in ("heap", "anon", "file"))
+
+
 async def _main(args: argparse.Namespace) -> None:
     async with (
         local_network(args.peers, "peerbook-stress-", ("--metrics-port", "0")) as (
@@ -61,13 +78,14 @@ async def _main(args: argparse.Namespace) -> None:
                    for c in clients]  # fmt: skip
         print(f"{args.peers} peers, {args.rate:g} orders/s offered, {args.minutes} min")
         print("minute  acked  p50_ms  p99_ms  rss_mib_per_peer  heap_kblocks_per_peer"
-              "  log_entries_per_peer")  # fmt: skip
+              "  log_entries_per_peer  rss_heap/anon/file_per_peer")  # fmt: skip
         base: tuple[float, list[float]] | None = None
         for minute in range(1, args.minutes + 1):
             await asyncio.sleep(max(0.0, begin + minute * 60 - time.monotonic()))
             window = sorted(d for t, d in samples if begin + (minute - 1) * 60 <= t)
             samples[:] = [(t, d) for t, d in samples if t >= begin + minute * 60]
             rss = [_rss_mib(p.process.pid) for p in network.peers if p.process]
+            split = [_rss_split(p.process.pid) for p in network.peers if p.process]
             heap = [
                 await peer_metric(session, p, "peerbook_python_heap_blocks") / 1000
                 for p in network.peers
@@ -81,7 +99,8 @@ async def _main(args: argparse.Namespace) -> None:
             print(f"{minute:6d} {len(window):6d} {p50:7.1f} {p99:7.1f}  "
                   + " ".join(f"{r:6.0f}" for r in rss) + "  "
                   + " ".join(f"{h:6.0f}" for h in heap) + "  "
-                  + " ".join(f"{n:6.0f}" for n in log), flush=True)  # fmt: skip
+                  + " ".join(f"{n:6.0f}" for n in log) + "  "
+                  + " ".join(split), flush=True)  # fmt: skip
         await asyncio.gather(*traders)
         assert base is not None
         growth = " ".join(f"+{b - a:.0f} MiB" for a, b in zip(base[1], rss, strict=True))
