@@ -316,7 +316,8 @@ def test_a_client_that_gave_up_before_the_handshake_logs_no_server_error(
 ) -> None:
     """A soak logged some 1,300 aiohttp tracebacks: Raft clients whose handshake timed out
     while the server's loop was busy, answered on a closing transport. What the server sees
-    then is simulated: the handshake's write fails."""
+    then is simulated where it happens: writing the handshake's headers fails, after the
+    response has taken the request's writer (so aiohttp cannot finish that response)."""
 
     async def closing(*_: object) -> None:
         raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
@@ -324,7 +325,7 @@ def test_a_client_that_gave_up_before_the_handshake_logs_no_server_error(
     async def scenario() -> None:
         server = WsRpcServer(echo)
         await server.start()
-        monkeypatch.setattr(web.WebSocketResponse, "prepare", closing)
+        monkeypatch.setattr(web.StreamResponse, "_write_headers", closing)
         async with aiohttp.ClientSession() as session:
             with pytest.raises(aiohttp.ClientError):
                 async with asyncio.timeout(5):

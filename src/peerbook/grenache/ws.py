@@ -87,7 +87,7 @@ class _WsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _upgrade(self, request: web.Request) -> web.WebSocketResponse:
+    async def _upgrade(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(
             compress=False, max_msg_size=self._message_bytes_max, heartbeat=self._heartbeat_s
         )
@@ -96,8 +96,9 @@ class _WsServer:
         except ConnectionResetError:
             # The client gave up before the handshake was answered (its 2 s ran out while
             # this loop was busy, e.g. loading a snapshot): nothing to serve, nothing to log.
-            # aiohttp then fails to send the unprepared response, quietly.
-            return socket
+            # The half-prepared socket cannot be finished (aiohttp would log a traceback);
+            # a plain response fails to be sent on the closed connection, quietly.
+            return web.Response()
         self._sockets[socket] = request.transport
         try:
             await self._serve(socket)
