@@ -33,6 +33,7 @@ from peerbook.errors import GrenacheError, PeerbookError, RpcError
 from peerbook.grenache import Link, RpcClient, RpcServer, WsRpcClient, WsRpcServer
 from peerbook.grenache.http import BODY_BYTES_MAX
 from peerbook.grenache.protocol import Json
+from peerbook.node import memory
 from peerbook.node.api import ApiService
 from peerbook.node.archive import Archive
 from peerbook.node.audit import AuditTrail
@@ -366,6 +367,7 @@ class Peer:
         self.machine.listeners.append(feed.on_applied)
         await self._feed.start()
         self._tasks.append(asyncio.create_task(self._save_members()))
+        self._tasks.append(asyncio.create_task(self._release_memory()))
         if identity.replica:
             self._tasks.append(asyncio.create_task(self._take_a_free_seat(secret)))
         self.ws_server = WsRpcServer(
@@ -447,6 +449,12 @@ class Peer:
                     saved = members
                 except OSError as exc:
                     _log.warning("cannot record the members: %s", exc)
+
+    @staticmethod
+    async def _release_memory() -> None:
+        """Keep resident memory near what is in use: see `peerbook.node.memory`."""
+        while memory.release():
+            await asyncio.sleep(memory.RELEASE_EVERY_S)
 
     async def _take_a_free_seat(self, secret: bytes) -> None:
         """While this peer is a replica, look for a free voting seat (a voter left or was
