@@ -181,3 +181,43 @@ def test_a_closing_trail_whose_database_refuses_writes_retries_at_a_pace(
 
     attempts = asyncio.run(scenario())
     assert 2 <= attempts <= audit.CLOSE_S / audit.FLUSH_S + 2
+
+
+def test_a_restarted_trail_writes_again_only_what_its_database_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-applying the journal after a restart queues every order and trade again: the
+    closed orders and the trades already on disk are reported as written (so they leave
+    memory) without being built or written again; the order still open is rewritten, and
+    what is new is written."""
+    path = tmp_path / "audit.sqlite3"
+    entries = [
+        encode_entry("p1", [order("p1", "sell", "1", "30000")]),
+        encode_entry("p2", [order("p2", "buy", "0.25", "30000")]),
+        encode_entry("p2", [order("p2", "buy", "0.25", "30000")]),
+    ]
+
+    async def run(count: int) -> list[tuple[int, list[int]]]:
+        machine = OrderStateMachine(Engine())
+        trail = AuditTrail(path, machine.engine)
+        written: list[tuple[int, list[int]]] = []
+        trail.on_written = lambda trade_id, closed: written.append((trade_id, sorted(closed)))
+        machine.listeners.append(trail.on_applied)
+        for index, entry in enumerate(entries[:count], start=1):
+            machine.apply(index, entry)
+        await trail.flush()
+        await trail.close()
+        return written
+
+    assert asyncio.run(run(2)) == [(1, [2])]
+    with sqlite3.connect(path) as db:
+        before = db.execute("select * from orders order by id").fetchall()
+    views = counting(monkeypatch, audit, "order_view")
+    assert asyncio.run(run(3)) == [(2, [2, 3])]
+    assert len(views) == 2  # the maker, still open, and the new taker: order 2 is not rebuilt
+    with sqlite3.connect(path) as db:
+        after = db.execute("select * from orders order by id").fetchall()
+        trades = db.execute("select id, taker_order, maker_order from trades").fetchall()
+        fills = db.execute("select count(*) from fills").fetchone()[0]
+    assert after[1] == before[1] and after[0][10:12] == ("0.5", "0.5")
+    assert trades == [(1, 2, 1), (2, 3, 1)] and fills == 4

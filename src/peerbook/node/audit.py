@@ -10,9 +10,13 @@ touched and its trades are queued, and a background task writes what is queued e
 An order's row is built when it is written, from its state then: an order touched by several
 events or entries in one interval (accepted, traded, rested; a maker filled again and again)
 costs one row, not one per event (building rows was a third of a follower's apply time).
-Writes are idempotent (``INSERT OR REPLACE`` by id), so re-applying the journal after a
-restart rewrites the same rows. The schema, and reading rows back, are in
-`peerbook.node.archive`.
+Writes are idempotent (``INSERT OR REPLACE`` by id). Re-applying the journal after a restart
+(or installing a snapshot whose history this database already holds) would rewrite the same
+rows, so what was on disk when the trail opened is not written again: trades up to the
+highest id under which every trade is on disk, and closed orders whose closed row is there
+(a closed order never changes again, and the log gives every peer the same orders under the
+same ids). Building and writing those rows again was a fifth of a restart's time. The
+schema, and reading rows back, are in `peerbook.node.archive`.
 
 After each write, ``on_written`` is told the highest trade id and the closed orders now on
 disk: the peer's history then lets them leave memory (`History.archived`), and serves them
@@ -34,7 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from peerbook.engine import Engine, Order, TradeExecuted
+from peerbook.engine import Engine, Order, OrderState, TradeExecuted
 from peerbook.engine.snapshot import encode_order
 from peerbook.node.archive import connect, encode_trade
 from peerbook.replication import Outcome
@@ -50,6 +54,7 @@ _log = logging.getLogger(__name__)
 _FINAL = ("filled", "canceled", "expired")
 _STATE_COLUMN = 14
 _ROWS_PER_TURN = 1000
+_IDS_PER_QUERY = 500  # well under SQLite's oldest limit on a statement's parameters (999)
 
 
 class AuditTrail:
@@ -59,9 +64,11 @@ class AuditTrail:
         self.path = path
         self._engine = engine
         self._db = connect(path, create=True)
+        self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
         self._orders: dict[int, Order] = {}  # the orders to write, by id
         self._trades: list[tuple[Any, ...]] = []
         self._fills: list[tuple[Any, ...]] = []
+        self._skipped_trade_id = 0  # the highest trade queued that was on disk already
         self.on_written: Callable[[int, list[int]], None] = lambda trade_id, closed: None
         """Called on the event loop after each write with the highest trade id written and
         the ids of the orders written in a final (closed) state."""
@@ -94,6 +101,9 @@ class AuditTrail:
             self._queue_trade(trade)
 
     def _queue_trade(self, event: TradeExecuted) -> None:
+        if event.trade_id <= self._trades_on_disk:
+            self._skipped_trade_id = max(self._skipped_trade_id, event.trade_id)
+            return
         engine = self._engine
         market = engine.markets[event.symbol]
         self._trades.append((
@@ -155,22 +165,28 @@ class AuditTrail:
         spent, the orders not yet written stay queued."""
         queued, trades, fills = self._orders, self._trades, self._fills
         self._orders, self._trades, self._fills = {}, [], []
+        skipped_trade_id, self._skipped_trade_id = self._skipped_trade_id, 0
         pending = list(queued.values())
         installs = self._installs
+        if skipped_trade_id and not (pending or trades):
+            self.on_written(skipped_trade_id, [])
         while pending or trades:
             chunk, pending = pending[:ORDERS_PER_WRITE], pending[ORDERS_PER_WRITE:]
-            orders = await self._rows(chunk)
             try:
+                on_disk = await self._closed_on_disk(chunk)
+                orders = await self._rows([o for o in chunk if o.order_id not in on_disk])
                 await asyncio.to_thread(self._write, orders, trades, fills)
             except sqlite3.Error as exc:
                 # Kept for the next flush (their rows are built again then), so nothing
                 # leaves memory that is not on disk, and the peer keeps serving meanwhile.
                 _log.error("writing the audit trail failed, retrying: %s", exc)
                 self._requeue(installs, chunk + pending, trades, fills)
+                self._skipped_trade_id = max(self._skipped_trade_id, skipped_trade_id)
                 return False
             closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
-            self.on_written(max((row[0] for row in trades), default=0), closed)
-            trades, fills = [], []
+            written = max((row[0] for row in trades), default=skipped_trade_id)
+            self.on_written(written, [*on_disk, *closed])
+            trades, fills, skipped_trade_id = [], [], 0
             if installs != self._installs:
                 return True  # what is left is the old state's; the install queued the new one
             if pending and self._late():
@@ -211,6 +227,26 @@ class AuditTrail:
             rows.extend(self._row(order) for order in queued[start : start + _ROWS_PER_TURN])
         return rows
 
+    async def _closed_on_disk(self, orders: list[Order]) -> set[int]:
+        """The ids of the closed ``orders`` whose closed row was on disk when the trail
+        opened (looked up on a worker thread, and only for ids that were in use then)."""
+        ids = [
+            order.order_id for order in orders
+            if order.order_id <= self._orders_on_disk and order.state >= OrderState.FILLED
+        ]  # fmt: skip
+        return await asyncio.to_thread(self._closed_among, ids) if ids else set()
+
+    def _closed_among(self, ids: list[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            batch = ids[start : start + _IDS_PER_QUERY]
+            found.update(row[0] for row in self._db.execute(
+                f"select id from orders where id in ({_marks(len(batch))}) "
+                f"and state in ({_marks(len(_FINAL))})",
+                (*batch, *_FINAL),
+            ).fetchall())  # fmt: skip
+        return found
+
     def _write(
         self,
         orders: list[tuple[Any, ...]],
@@ -237,6 +273,14 @@ class AuditTrail:
                 len(self._orders),
             )
         self._db.close()
+
+
+def _on_disk(db: sqlite3.Connection) -> tuple[int, int]:
+    """The highest trade id up to which every trade is in the database (0 when there is a
+    gap), and the highest order id in it."""
+    count, highest = db.execute("select count(*), coalesce(max(id), 0) from trades").fetchone()
+    (orders,) = db.execute("select coalesce(max(id), 0) from orders").fetchone()
+    return (highest if count == highest else 0), orders
 
 
 def _marks(count: int) -> str:

@@ -38,6 +38,9 @@ from peerbook.replication.state_machine import snapshot_document
 
 __all__ = ["CommandLog", "replay_arguments", "start_engine"]
 
+# One encoder for every line: `json.dumps` with options builds a new encoder per call.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
 
 def replay_arguments(path: Path) -> list[str]:
     """The ``peerbook replay`` arguments that re-derive a peer's state from its command log
@@ -100,8 +103,7 @@ class CommandLog:
 
     def on_applied(self, entry: LogEntry, outcomes: list[Outcome]) -> None:
         """Write the commands of one applied entry (a state machine listener)."""
-        for command in entry.commands:
-            self._file.write(json.dumps(command, sort_keys=True, separators=(",", ":")) + "\n")
+        self._file.write("".join(_encode(command) + "\n" for command in entry.commands))
         self._file.flush()
 
     def on_installed(self, source: Path | None) -> None:
