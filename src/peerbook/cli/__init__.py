@@ -3,7 +3,8 @@ to its module; no logic here.
 
 ``grape`` and ``replay`` are in `peerbook.cli.offline`, ``node`` in `peerbook.cli.node`,
 ``demo`` in `peerbook.cli.demo`, ``leave`` and ``remove`` in `peerbook.cli.membership`, and the
-client commands in `peerbook.cli.client_commands`.
+client commands in `peerbook.cli.client_commands` (their arguments in
+`peerbook.cli.client_arguments`).
 The connection options (``--grape``, ``--network``, ``--peer``, ``--data-dir``, ``--json``)
 may be given before or after the command and default to the ``PEERBOOK_*`` environment
 variables.
@@ -127,7 +128,7 @@ def _node_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _parser() -> argparse.ArgumentParser:
-    from peerbook.cli.client_commands import add_client_commands
+    from peerbook.cli.client_arguments import add_client_commands
     from peerbook.cli.membership import add_membership_commands
 
     parser = argparse.ArgumentParser(

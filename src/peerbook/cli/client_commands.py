@@ -2,8 +2,9 @@
 ``orders``, ``book``, ``trades``, ``status``, ``markets`` and ``watch``.
 
 Each is one call of `peerbook.client.Client`, printed as a table for a person or, with
-``--json``, as the raw JSON result for a script. Writes act as the peer whose ``--data-dir``
-is given (its credentials are read there); reads go to that peer, to ``--peer``, or to any.
+``--json``, as the raw JSON result for a script (their arguments are in
+`peerbook.cli.client_arguments`). Writes act as the peer whose ``--data-dir`` is given (its
+credentials are read there); reads go to that peer, to ``--peer``, or to any.
 Exit status: 0 on success, 1 when the peer answered an error (printed on standard error, with
 its CCXT class), 2 for a usage error.
 """
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,49 +25,7 @@ from peerbook.client import AsyncClient, Client, PeerbookClientError
 from peerbook.client.book import LocalBook
 from peerbook.grenache import Link, Subscriber
 
-__all__ = ["add_client_commands", "run_client_command"]
-
-
-def add_client_commands(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add the client commands to the top-level parser's ``commands``."""
-    for side in ("buy", "sell"):
-        order = commands.add_parser(side, help=f"place a {side} order at your own peer")
-        common(order)
-        order.add_argument("symbol", help="market, e.g. BTC/USD")
-        order.add_argument("amount", help="decimal amount, e.g. 0.5")
-        order.add_argument("price", nargs="?", help="limit price (omit with --market)")
-        order.add_argument("--market", action="store_true", help="a market order")
-        tif = order.add_mutually_exclusive_group()
-        tif.add_argument("--ioc", action="store_true", help="immediate or cancel")
-        tif.add_argument("--fok", action="store_true", help="fill or kill")
-        tif.add_argument("--post-only", action="store_true", help="rest only, never take")
-        order.add_argument("--client-id", help="your idempotency key (clientOrderId)")
-    cancel = commands.add_parser("cancel", help="cancel one of your open orders")
-    common(cancel)
-    cancel.add_argument("order_id")
-    fetch = commands.add_parser("order", help="show one order, in whatever state")
-    common(fetch)
-    fetch.add_argument("order_id")
-    orders = commands.add_parser("orders", help="your peer's open (or --closed) orders")
-    common(orders)
-    orders.add_argument("--closed", action="store_true", help="filled and cancelled orders")
-    orders.add_argument("--symbol", help="one market only")
-    book = commands.add_parser("book", help="the order book of a market")
-    common(book)
-    book.add_argument("symbol")
-    book.add_argument("--depth", type=int, default=10, help="levels per side (default 10)")
-    trades = commands.add_parser("trades", help="the last trades of a market")
-    common(trades)
-    trades.add_argument("symbol")
-    trades.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    status = commands.add_parser("status", help="role, leader, applied sequence and digest")
-    common(status)
-    markets = commands.add_parser("markets", help="the markets with tick and step")
-    common(markets)
-    watch = commands.add_parser("watch", help="follow trades and book updates live")
-    common(watch)
-    watch.add_argument("symbol", nargs="?", help="one market only")
-    watch.add_argument("--duration", type=float, help="stop after this many seconds")
+__all__ = ["run_client_command"]
 
 
 def _client(args: argparse.Namespace, *, write: bool = False) -> Client:
