@@ -5,8 +5,11 @@ answers as one that keeps every order, survive a snapshot round trip, and become
 engine again when the full records are reinstated.
 """
 
+import base64
 import copy
+import json
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 
 from peerbook.engine import CancelOrder, Command, Engine, OrderState
 from peerbook.engine.snapshot import restore, snapshot
-from peerbook.errors import InvalidCommand
+from peerbook.errors import InvalidCommand, SnapshotError
 from tests.engine.streams import OWNERS, random_stream
 
 
@@ -161,3 +164,86 @@ def test_open_and_unknown_orders_do_not_retire() -> None:
     assert not engine.retire(resting.order_id)
     assert not engine.retire(engine.sequence + 10)
     assert engine.retired_count == 0
+
+
+def _retired_engine(seed: int, length: int, order: str = "ascending") -> Engine:
+    """An engine that applied a random stream and then retired every closed order, in
+    ascending or descending id order."""
+    engine = Engine()
+    for command in random_stream(seed, length):
+        engine.apply(command)
+    closed = [o.order_id for o in engine.orders() if o.state >= OrderState.FILLED]
+    for order_id in closed if order == "ascending" else closed[::-1]:
+        assert engine.retire(order_id)
+    return engine
+
+
+def test_a_snapshot_of_retired_orders_does_not_depend_on_the_order_they_retired_in() -> None:
+    ascending, descending = _retired_engine(3, 500), _retired_engine(3, 500, "descending")
+    assert ascending.retired_count > 50
+    assert snapshot(ascending) == snapshot(descending)
+
+
+def test_a_version_2_snapshot_listing_each_retired_order_is_still_read() -> None:
+    engine = _retired_engine(4, 500)
+    document = json.loads(snapshot(engine))
+    retired = document["retired"]
+    del retired["owners"], retired["packed"]
+    retired["orders"] = [
+        [r.order_id, r.owner, r.symbol, int(r.state)] for r in engine.retired_orders()
+    ]
+    document["version"] = 2
+    restored = restore(json.dumps(document).encode())
+    assert snapshot(restored) == snapshot(engine)
+    assert list(restored.retired_orders()) == list(engine.retired_orders())
+
+
+def _words(document: dict[str, Any]) -> list[int]:
+    packed = base64.b64decode(document["retired"]["packed"])
+    return [int.from_bytes(packed[i : i + 4], "little") for i in range(0, len(packed), 4)]
+
+
+def _with_words(document: dict[str, Any], words: list[int]) -> bytes:
+    packed = b"".join(word.to_bytes(4, "little") for word in words)
+    document["retired"]["packed"] = base64.b64encode(packed).decode()
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["open state", "unknown owner", "unknown market", "order id 0", "above the sequence",
+     "also on record", "partial word", "not base64", "owner twice"],
+)  # fmt: skip
+def test_restore_refuses_packed_retired_orders_that_cannot_be(fault: str) -> None:
+    engine = _retired_engine(6, 400)
+    document = json.loads(snapshot(engine))
+    words = _words(document)
+    first = next(i for i, word in enumerate(words) if word)
+    owners = document["retired"]["owners"]
+    if fault == "open state":
+        words[first] = words[first] & ~0b111 | int(OrderState.PARTIALLY_FILLED)
+    elif fault == "unknown owner":
+        words[first] = words[first] & 0x3FF | len(owners) << 10
+    elif fault == "unknown market":
+        words[first] = words[first] & ~(0x7F << 3) | 5 << 3
+    elif fault == "order id 0":
+        words[0] = words[first]
+    elif fault == "above the sequence":
+        words += [0] * (engine.sequence - len(words) + 1) + [words[first]]
+    elif fault == "also on record":
+        words[document["orders"][0][0]] = words[first]
+    data = _with_words(document, words)
+    if fault == "partial word":
+        document["retired"]["packed"] = base64.b64encode(base64.b64decode(
+            document["retired"]["packed"]) + b"\0").decode()  # fmt: skip
+        data = json.dumps(document).encode()
+    elif fault == "not base64":
+        document["retired"]["packed"] = "!!!!"
+        data = json.dumps(document).encode()
+    elif fault == "owner twice":
+        owners.append(owners[0])
+        data = json.dumps(document).encode()
+    with pytest.raises(SnapshotError):
+        restore(data)
+    intact = json.loads(snapshot(engine))  # the faults above, not the rewriting, are refused
+    assert snapshot(restore(_with_words(intact, _words(intact)))) == snapshot(engine)

@@ -88,7 +88,7 @@ def test_snapshot_is_canonical_json() -> None:
     engine = run(11, 500)
     data = snapshot(engine)
     document = json.loads(data)
-    assert document["format"] == "peerbook-engine-snapshot" and document["version"] == 2
+    assert document["format"] == "peerbook-engine-snapshot" and document["version"] == 3
     assert json.dumps(document, sort_keys=True, separators=(",", ":")).encode() == data
 
 

@@ -40,9 +40,7 @@ TIMESTAMP_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO-86
 
 _Rejection = tuple[ErrorClass, str]
 RetiredState = tuple[
-    Iterable[tuple[int, str, str, OrderState]],
-    Iterable[tuple[str, str, int]],
-    Iterable[tuple[str, Side, int]],
+    RetiredOrders | None, Iterable[tuple[str, str, int]], Iterable[tuple[str, Side, int]]
 ]
 _GTC = TimeInForce.GTC
 _LIMIT = OrderType.LIMIT
@@ -145,6 +143,10 @@ class Engine:
     def retired_orders(self) -> Iterator[Retired]:
         """Every retired order, in id order."""
         return iter(self._retired)
+
+    def retired_packed(self) -> dict[str, object]:
+        """The retired orders as a snapshot carries them (`RetiredOrders.encode`)."""
+        return self._retired.encode()
 
     def retired_ids(self) -> Iterator[int]:
         """The id of every retired order, in id order."""
@@ -401,15 +403,15 @@ class Engine:
         trade_count: int,
         orders: Iterable[Order],
         digest_state: tuple[bytes, Iterable[str]],
-        retired: RetiredState = ((), (), ()),
+        retired: RetiredState = (None, (), ()),
     ) -> "Engine":
         """An engine holding this state; resting orders rejoin their levels in id order,
         which is their time priority. Used by `peerbook.engine.snapshot.restore`.
 
         Args:
-            retired: the retired orders as (order id, owner, symbol, state), their client
-                order ids as (owner, client order id, order id), and the lots they filled as
-                (symbol, side, lots).
+            retired: the retired orders (over these markets, in this order; None: none),
+                their client order ids as (owner, client order id, order id), and the lots
+                they filled as (symbol, side, lots).
         """
         engine = cls(markets)
         engine.sequence, engine.trade_count = sequence, trade_count
@@ -428,19 +430,19 @@ class Engine:
 
     def _restore_retired(
         self,
-        orders: Iterable[tuple[int, str, str, OrderState]],
+        orders: RetiredOrders | None,
         client_order_ids: Iterable[tuple[str, str, int]],
         fills: Iterable[tuple[str, Side, int]],
     ) -> None:
+        if orders is not None:
+            if orders.symbols != self._retired.symbols or orders.highest_id > self.sequence:
+                raise InvalidCommand("the retired orders are not of this engine's markets and ids")
+            for order_id in self._orders:
+                if orders.get(order_id) is not None:
+                    raise InvalidCommand(f"order {order_id} is both retired and on record")
+            orders.intern_owners(self._owners)
+            self._retired = orders
         retired = self._retired
-        for order_id, owner, symbol, state in orders:
-            if not 0 < order_id <= self.sequence or order_id in self._orders:
-                raise InvalidCommand(f"retired order {order_id} is not a closed order id")
-            if state < OrderState.FILLED:
-                raise InvalidCommand(f"retired order {order_id} is {state.name}")
-            interned = self._owners.setdefault(owner, owner)
-            if not retired.add(order_id, interned, symbol, Side.BUY, state, 0):
-                raise InvalidCommand(f"retired order {order_id} cannot be retired")
         for owner, client_order_id, order_id in client_order_ids:
             record = retired.get(order_id)
             if record is None or record.owner != owner:

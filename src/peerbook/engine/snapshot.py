@@ -11,12 +11,13 @@ anything else. No pickle is involved anywhere.
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from peerbook.engine.engine import Engine, RetiredState
 from peerbook.engine.markets import Market
 from peerbook.engine.order import Order
+from peerbook.engine.retired import RetiredOrders
 from peerbook.engine.types import OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand, SnapshotError
 
@@ -25,8 +26,9 @@ __all__ = [
 ]  # fmt: skip
 
 FORMAT = "peerbook-engine-snapshot"
-VERSION = 2
-"""Version 2 added ``retired``; a version 1 snapshot (no retired orders) is still read."""
+VERSION = 3
+"""Version 2 added ``retired``, listing each retired order; version 3 carries them packed
+(`RetiredOrders.encode`). Snapshots of versions 1 (no retired orders) and 2 are still read."""
 
 _ORDER_FIELDS = 15
 
@@ -50,8 +52,7 @@ def snapshot(engine: Engine, kept_client_ids: Iterable[tuple[str, str, int]] = (
         "digest": {"chain": chain.hex(), "open": list(open_block)},
         "orders": [encode_order(o) for o in engine.orders()],
         "retired": {
-            "orders": [[r.order_id, r.owner, r.symbol, int(r.state)]
-                       for r in engine.retired_orders()],
+            **engine.retired_packed(),
             "client_order_ids": [
                 list(c)
                 for c in sorted(
@@ -89,7 +90,7 @@ def restore_document(document: object) -> Engine:
     """
     if not isinstance(document, dict):
         raise SnapshotError("snapshot is not a JSON object")
-    if document.get("format") != FORMAT or document.get("version") not in (1, VERSION):
+    if document.get("format") != FORMAT or document.get("version") not in (1, 2, VERSION):
         raise SnapshotError(
             f"snapshot format {document.get('format')!r} version {document.get('version')!r} "
             f"is not {FORMAT} version {VERSION}"
@@ -114,26 +115,24 @@ def restore_document(document: object) -> Engine:
             _natural(document["trade_count"]),
             orders,
             (chain, open_block),
-            _decode_retired(document["retired"]) if document["version"] > 1 else ((), (), ()),
-        )
+            _decode_retired(document["retired"], [m.symbol for m in markets], document["version"])
+            if document["version"] > 1 else (None, (), ()),
+        )  # fmt: skip
         engine.check_invariants()
     except (KeyError, ValueError, TypeError, InvalidCommand, EngineInvariantError) as exc:
         raise SnapshotError(f"snapshot is inconsistent: {exc!r}") from exc
     return engine
 
 
-def _decode_retired(value: object) -> RetiredState:
+def _decode_retired(value: object, symbols: list[str], version: int) -> RetiredState:
     if not isinstance(value, dict):
         raise SnapshotError("retired is not an object")
-    orders = []
-    last = 0
-    for record in _list(value["orders"]):
-        order_id, owner, symbol, state = _list(record) if len(_list(record)) == 4 else [None] * 4
-        order_id = _natural(order_id)
-        if order_id <= last:
-            raise SnapshotError(f"retired order ids are not increasing at {order_id}")
-        last = order_id
-        orders.append((order_id, _string(owner), _string(symbol), OrderState(_natural(state))))
+    if version > 2:
+        orders = RetiredOrders.decode(
+            symbols, [_string(owner) for owner in _list(value["owners"])], _string(value["packed"])
+        )
+    else:
+        orders = RetiredOrders.of(symbols, _retired_facts(_list(value["orders"])))
     client_order_ids = []
     for record in _list(value["client_order_ids"]):
         owner, client_order_id, order_id = _list(record) if len(_list(record)) == 3 else [None] * 3
@@ -143,6 +142,18 @@ def _decode_retired(value: object) -> RetiredState:
         symbol, side, lots = _list(record) if len(_list(record)) == 3 else [None] * 3
         fills.append((_string(symbol), Side(_natural(side)), _natural(lots)))
     return orders, client_order_ids, fills
+
+
+def _retired_facts(records: list[object]) -> Iterator[tuple[int, str, str, OrderState]]:
+    """The retired orders of a version 2 snapshot, one record each, in increasing id order."""
+    last = 0
+    for record in records:
+        order_id, owner, symbol, state = _list(record) if len(_list(record)) == 4 else [None] * 4
+        order_id = _natural(order_id)
+        if order_id <= last:
+            raise SnapshotError(f"retired order ids are not increasing at {order_id}")
+        last = order_id
+        yield order_id, _string(owner), _string(symbol), OrderState(_natural(state))
 
 
 def encode_order(order: Order) -> list[Any]:

@@ -247,7 +247,7 @@ class History:
         recent = [encode_trade(t) for t in self.every_trade() if t.trade_id > archived]
         if self._archive is None:
             return {"orders": [], "trades": recent}
-        retired = (r.order_id for r in self._engine.retired_orders())
+        retired = self._engine.retired_ids()
         orders, trades = export(self._archive.path, retired, archived)
         return {"orders": orders, "trades": [*trades, *recent]}
 
