@@ -186,12 +186,13 @@ class Archive:
         )  # fmt: skip
         return [self._fill(record, maker) for record, maker in rows]
 
-    def fills_of_order(self, order_id: int) -> list[Fill]:
-        """The order's fills, in execution order."""
+    def fills_of_order(self, order_id: int, upto: int | None = None) -> list[Fill]:
+        """The order's fills (in trades with ids up to ``upto``, if given), in execution
+        order."""
         rows = self._db.execute(
             "select record, maker from fills join trades on trades.id = fills.trade_id "
-            "where fills.order_id = ? order by fills.trade_id, maker",
-            (order_id,),
+            "where fills.order_id = ? and fills.trade_id <= ? order by fills.trade_id, maker",
+            (order_id, upto if upto is not None else 2**63 - 1),
         )
         return [self._fill(record, maker) for record, maker in rows]
 

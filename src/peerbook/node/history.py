@@ -21,9 +21,11 @@ from that copy only what its own archive lacks (`Restored`): nothing when it res
 its own data directory (the copy is left unread), the orders its audit trail had not written
 yet when it restarts soon after an install (their trades went to disk with its first write),
 everything when it installs a snapshot sent by another peer. Orders the archive holds stay
-retired, and the fills of the orders in memory are read back from disk (loading the whole
-copy was the bulk of a restart behind a long history, and put every trade back in memory
-until the audit trail had rewritten it).
+retired (loading the whole copy was the bulk of a restart behind a long history, and put
+every trade back in memory until the audit trail had rewritten it), and the fills that the
+orders in memory had before the snapshot are read from disk when asked for (reading them
+all at the start, one query per order, was a sixth of a restart that came right after a
+join, where nearly every order is in memory).
 """
 
 import bisect
@@ -108,6 +110,9 @@ class History:
         self._engine = engine
         self._archive: Archive | None = None
         self.archived_trade_id = 0
+        # The orders held in memory at the last `load`, up to this id, had their fills up to
+        # this trade id on disk only.
+        self._loaded_upto: tuple[int, int] = (0, 0)
         self._trades: dict[str, list[TradeExecuted]] = {s: [] for s in engine.markets}
         self._order_fills: dict[int, list[Fill]] = {}
         self._owner_fills: dict[str, list[Fill]] = {}
@@ -180,9 +185,15 @@ class History:
 
     def fills_of_order(self, order_id: int) -> list[Fill]:
         """The order's fills, in execution order."""
-        if self._engine.order(order_id) is None and self._archive is not None:
-            return self._archive.fills_of_order(order_id)
-        return self._order_fills.get(order_id, [])
+        order = self._engine.order(order_id)
+        archive = self._archive
+        if archive is not None and order is None:
+            return archive.fills_of_order(order_id)
+        fills = self._order_fills.get(order_id, [])
+        last_order, last_trade = self._loaded_upto
+        if archive is not None and order is not None and order.filled and order_id <= last_order:
+            return [*archive.fills_of_order(order_id, last_trade), *fills]
+        return fills
 
     def orders_of_owner(
         self, owner: str, open_orders: bool, symbol: str | None, since: int | None, limit: int
@@ -333,8 +344,8 @@ class History:
     def load(self, restored: Restored) -> None:
         """Start over from the (already restored) engine, with the retired orders' records
         of ``restored`` back in it until the audit trail holds them here, and its trades; or,
-        when the archive holds every trade, with the fills of the orders the engine holds
-        read back from it."""
+        when the archive holds every trade, with the fills so far of the orders the engine
+        holds left there (`fills_of_order` reads them)."""
         engine = self._engine
         if restored.orders:
             try:
@@ -343,13 +354,11 @@ class History:
                 raise SnapshotError(str(exc)) from exc
         self._trades = {s: [] for s in engine.markets}
         self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
-        archive = self._archive if restored.trades is None else None
-        upto = self.archived_trade_id = engine.trade_count if archive is not None else 0
+        on_disk = self._archive is not None and restored.trades is None
+        self.archived_trade_id = engine.trade_count if on_disk else 0
+        # Only fills up to the snapshot: those of the journal's tail are recorded as applied.
+        self._loaded_upto = (engine.sequence, engine.trade_count) if on_disk else (0, 0)
         for order in engine.orders():
             self._owner_orders.setdefault(order.owner, {})[order.order_id] = None
-            if archive is not None and order.filled:
-                # Only fills up to the snapshot: the journal's tail follows.
-                fills = archive.fills_of_order(order.order_id)
-                self._order_fills[order.order_id] = [f for f in fills if f.trade.trade_id <= upto]
         for trade in restored.trades or ():
             self._record(trade)
