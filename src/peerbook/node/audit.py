@@ -15,8 +15,9 @@ Writes are idempotent (``INSERT OR REPLACE`` by id). Re-applying the journal aft
 rows, so what was on disk when the trail opened is not written again: trades up to the
 highest id under which every trade is on disk, and closed orders whose closed row is there
 (a closed order never changes again, and the log gives every peer the same orders under the
-same ids). Building and writing those rows again was a fifth of a restart's time. The
-schema, and reading rows back, are in `peerbook.node.archive`.
+same ids). Building those rows again was a tenth of a restart's time (py-spy, 300,000
+orders), and writing them held the worker thread and the GIL meanwhile. The schema, and
+reading rows back, are in `peerbook.node.archive`.
 
 After each write, ``on_written`` is told the highest trade id and the closed orders now on
 disk: the peer's history then lets them leave memory (`History.archived`), and serves them
