@@ -52,7 +52,7 @@ from peerbook.node.join import (
 )
 from peerbook.node.metrics import MetricsServer, PeerMetrics
 from peerbook.replication import Batcher, OrderStateMachine
-from peerbook.replication.raft_adapter import RaftLog
+from peerbook.replication.raft_adapter import RaftLog, end_orphaned_snapshot_writer
 from peerbook.replication.raft_transport import (
     RAFT_SERVICE_KEY,
     RaftEndpoint,
@@ -260,6 +260,8 @@ class Peer:
             await self._refuse_existing_network()
         secret = self._secret(first_start)
         self.identity = identity
+        # A snapshot writer that outlived this peer's previous run would still hold its ports.
+        end_orphaned_snapshot_writer(config.data_dir)
         # Everything derived from applied entries listens before the journal is replayed.
         audit = self._audit = AuditTrail(self.directory.audit, self.machine.engine)
         archive = self._archive = Archive(self.directory.audit)

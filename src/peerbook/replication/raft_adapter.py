@@ -49,10 +49,10 @@ from peerbook.grenache import WsRpcClient
 from peerbook.replication import journal, safe_pickle
 from peerbook.replication.entries import ENTRY_BYTES_MAX
 from peerbook.replication.raft_transport import GrenacheRaftTransport, RaftEndpoint
-from peerbook.replication.snapshot_store import SnapshotStore, boundary
+from peerbook.replication.snapshot_store import SnapshotStore, boundary, end_orphaned_writer
 from peerbook.replication.state_machine import OrderStateMachine, Outcome
 
-__all__ = ["RaftLog"]
+__all__ = ["RaftLog", "end_orphaned_snapshot_writer"]
 
 _log = logging.getLogger(__name__)
 _TICK_S = 0.002
@@ -60,6 +60,7 @@ _IDLE_TICK_S = 0.01
 _STALL_SLACK_S = 0.05
 """A tick that comes this much later than planned counts the rest as a stall (`_forgive`)."""
 _NEVER = 2**62
+_SNAPSHOT_NAME = "raft.snapshot"
 _SNAPSHOT_CHUNK_BYTES = 2**20  # a 16 MiB Raft request holds a chunk with room to spare
 
 _STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}  # the library's _RAFT_STATE
@@ -155,7 +156,7 @@ class RaftLog:
         self.snapshots: SnapshotStore | None = None
         if data_dir is not None:
             _finish_compaction(data_dir)
-            self.snapshots = SnapshotStore(data_dir / "raft.snapshot", machine, self._fail)
+            self.snapshots = SnapshotStore(data_dir / _SNAPSHOT_NAME, machine, self._fail)
             conf.fullDumpFile = str(self.snapshots.path)
             conf.serializer = self.snapshots.serialize
             conf.deserializer = self.snapshots.load
@@ -402,10 +403,16 @@ def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:
         )
 
 
+def end_orphaned_snapshot_writer(data_dir: Path) -> None:
+    """End a snapshot writer that a previous run of the member keeping its log in
+    ``data_dir`` left running (`end_orphaned_writer`): call before binding any port."""
+    end_orphaned_writer(data_dir / _SNAPSHOT_NAME)
+
+
 def _finish_compaction(data_dir: Path) -> None:
     """Finish a compaction a kill interrupted between putting the snapshot in place and
     rewriting the journal (`peerbook.replication.journal.complete_compaction`)."""
-    snapshot = data_dir / "raft.snapshot"
+    snapshot = data_dir / _SNAPSHOT_NAME
     if not snapshot.exists():
         return
     try:

@@ -29,6 +29,13 @@ test of compaction (tests/replication/test_snapshots.py) fails if that contract 
 A snapshot that cannot be loaded is fatal for this peer (``on_failure``): the library would
 log the error and carry on as if it had loaded, acknowledging entries to a leader on top of a
 state it does not have.
+
+A child outlives a kill -9 of its parent, and one that hangs in the interpreter's after-fork
+code (before its own code closes the descriptors it inherited) keeps the peer's listening
+sockets for ever: the restarted peer could not bind its ports (the standard campaign of
+session 12 lost a run to it). So the parent records the child it forked (``NAME.writer``:
+its pid and start time) until it has reaped it, and a peer that starts ends a child its
+previous run left (`end_orphaned_writer`), before it binds anything.
 """
 
 import base64
@@ -52,8 +59,8 @@ from peerbook.errors import SnapshotError
 from peerbook.replication.state_machine import OrderStateMachine
 
 __all__ = [
-    "CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary", "snapshot_end",
-    "state_of",
+    "CHILD_DEADLINE_S", "RETRY_AFTER_FAILURE_S", "SnapshotStore", "boundary",
+    "end_orphaned_writer", "snapshot_end", "state_of",
 ]  # fmt: skip
 
 RETRY_AFTER_FAILURE_S = 10
@@ -150,6 +157,7 @@ class SnapshotStore:
                 os._exit(code)
         self._child = child
         self._started = time.monotonic()
+        _record_writer(self.path, child)
 
     def check(self) -> int:
         """How the snapshot being written is doing (the ``serializeChecker`` hook), as the
@@ -169,6 +177,7 @@ class SnapshotStore:
             # wait for ever on a lock of libfaketime, the fault harness's clock library).
             status = self._end(child)
         self._child = None
+        _writer_record(self.path).unlink(missing_ok=True)
         partial = self.path.with_name(f"{self.path.name}.partial.{child}")
         if status != 0:
             partial.unlink(missing_ok=True)
@@ -231,7 +240,53 @@ class SnapshotStore:
         child, self._child = self._child, None
         if child is not None:
             self._end(child)
+            _writer_record(self.path).unlink(missing_ok=True)
             self.path.with_name(f"{self.path.name}.partial.{child}").unlink(missing_ok=True)
+
+
+def end_orphaned_writer(path: Path, timeout_s: float = 5.0) -> None:
+    """End the child that a previous run of this peer forked to write the snapshot at
+    ``path`` and left behind (it was killed before reaping it), if that very process still
+    runs (same pid and start time: a reused pid is left alone); wait up to ``timeout_s`` for
+    it to exit, which releases every descriptor it inherited."""
+    record = _writer_record(path)
+    try:
+        pid_text, started = record.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return
+    if pid != os.getpid() and _start_time(pid) == started:
+        _log.warning("ending snapshot writer %d, left running by this peer's previous run", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        while _start_time(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.01)
+    record.unlink(missing_ok=True)
+
+
+def _writer_record(path: Path) -> Path:
+    return path.with_name(f"{path.name}.writer")
+
+
+def _record_writer(path: Path, child: int) -> None:
+    """Note that ``child`` is writing the snapshot at ``path`` (`end_orphaned_writer`)."""
+    started = _start_time(child)
+    if started is not None:
+        _writer_record(path).write_text(f"{child} {started}\n")
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot, field 22 of /proc/PID/stat), or
+    None if it has exited (a zombie holds no descriptors) or cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name, in parentheses, may hold spaces
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def boundary(path: Path) -> tuple[_Entry, _Entry]:
