@@ -167,7 +167,7 @@ class RetiredOrders:
     @classmethod
     def decode(cls, symbols: Sequence[str], owners: list[str], packed: str) -> "RetiredOrders":
         """The retired orders an `encode` describes (its owners and packed words), checked
-        as `checked` says.
+        as `_checked` says.
 
         Raises:
             ValueError: it does not describe retired orders.
@@ -183,14 +183,14 @@ class RetiredOrders:
             retired._packed.byteswap()
         retired._owners = list(owners)
         retired._owner_index = {owner: index for index, owner in enumerate(owners)}
-        return retired.checked()
+        return retired._checked()
 
     @classmethod
     def of(
         cls, symbols: Sequence[str], facts: Iterable[tuple[int, str, str, OrderState]]
     ) -> "RetiredOrders":
         """Retired orders from their facts (order id, owner, symbol, state), as snapshots
-        before version 3 list them, checked as `checked` says.
+        before version 3 list them, checked as `_checked` says.
 
         Raises:
             ValueError: they do not describe retired orders.
@@ -199,9 +199,9 @@ class RetiredOrders:
         for order_id, owner, symbol, state in facts:
             if order_id <= 0 or not retired.add(order_id, owner, symbol, Side.BUY, state, 0):
                 raise ValueError(f"retired order {order_id} cannot be retired")
-        return retired.checked()
+        return retired._checked()
 
-    def checked(self) -> "RetiredOrders":
+    def _checked(self) -> "RetiredOrders":
         """This, once every packed word is known to name a known owner and market and a
         closed state, and order id 0 to be unused; its count set.
 

@@ -186,12 +186,14 @@ class History:
     def fills_of_order(self, order_id: int) -> list[Fill]:
         """The order's fills, in execution order."""
         order = self._engine.order(order_id)
-        archive = self._archive
-        if archive is not None and order is None:
-            return archive.fills_of_order(order_id)
         fills = self._order_fills.get(order_id, [])
+        archive = self._archive
+        if archive is None:
+            return fills
+        if order is None:
+            return archive.fills_of_order(order_id)
         last_order, last_trade = self._loaded_upto
-        if archive is not None and order is not None and order.filled and order_id <= last_order:
+        if order.filled and order_id <= last_order:
             return [*archive.fills_of_order(order_id, last_trade), *fills]
         return fills
 

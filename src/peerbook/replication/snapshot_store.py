@@ -177,7 +177,7 @@ class SnapshotStore:
             # wait for ever on a lock of libfaketime, the fault harness's clock library).
             status = self._end(child)
         self._child = None
-        _writer_record(self.path).unlink(missing_ok=True)
+        _writer_file(self.path).unlink(missing_ok=True)
         partial = self.path.with_name(f"{self.path.name}.partial.{child}")
         if status != 0:
             partial.unlink(missing_ok=True)
@@ -240,7 +240,7 @@ class SnapshotStore:
         child, self._child = self._child, None
         if child is not None:
             self._end(child)
-            _writer_record(self.path).unlink(missing_ok=True)
+            _writer_file(self.path).unlink(missing_ok=True)
             self.path.with_name(f"{self.path.name}.partial.{child}").unlink(missing_ok=True)
 
 
@@ -249,7 +249,7 @@ def end_orphaned_writer(path: Path, timeout_s: float = 5.0) -> None:
     ``path`` and left behind (it was killed before reaping it), if that very process still
     runs (same pid and start time: a reused pid is left alone); wait up to ``timeout_s`` for
     it to exit, which releases every descriptor it inherited."""
-    record = _writer_record(path)
+    record = _writer_file(path)
     try:
         pid_text, started = record.read_text().split()
         pid = int(pid_text)
@@ -265,7 +265,7 @@ def end_orphaned_writer(path: Path, timeout_s: float = 5.0) -> None:
     record.unlink(missing_ok=True)
 
 
-def _writer_record(path: Path) -> Path:
+def _writer_file(path: Path) -> Path:
     return path.with_name(f"{path.name}.writer")
 
 
@@ -273,7 +273,7 @@ def _record_writer(path: Path, child: int) -> None:
     """Note that ``child`` is writing the snapshot at ``path`` (`end_orphaned_writer`)."""
     started = _start_time(child)
     if started is not None:
-        _writer_record(path).write_text(f"{child} {started}\n")
+        _writer_file(path).write_text(f"{child} {started}\n")
 
 
 def _start_time(pid: int) -> str | None:
