@@ -11,12 +11,17 @@ here; trades are served from here once committed. `fills` lists the two sides of
 (``maker`` 0 for the taker's order, 1 for the maker's) with the order's owner, so one owner's
 fills and one order's fills are an index range each.
 
-A snapshot carries the archive's records of retired orders and old trades. Snapshots are
-written by a forked child, and SQLite must not be used in a forked child (its per-process
-lock state is inherited, and with the inherited descriptors closed it fails outright with
-"locking protocol"), so `export` reads them in a fresh interpreter
-(``python -m peerbook.node.archive``). The rows it reads never change, so it does not matter
-that they are read a moment after the fork.
+A snapshot carries a copy of this database (`image`, read by `Archive.of_image`), so that
+a peer that installs it holds the retired orders and old trades at once, as a file, instead
+of rebuilding hundreds of thousands of rows from JSON records (what made a join behind a long
+history take a minute and more). The copy may hold rows past the snapshot's state, written
+after it: they are rows of the same log, which every peer applies alike, so they are the rows
+the installing peer would write itself (the engine ignores client order ids of orders it has
+not retired, and reads bound ids by the engine's state). Snapshots are written by a forked
+child, and SQLite must not be used in a forked child (its per-process lock state is
+inherited, and with the inherited descriptors closed it fails outright with "locking
+protocol"), so `image` reads the database in a fresh interpreter (``python -m
+peerbook.node.archive``).
 
 The schema carries a version (``pragma user_version``). The database is derived data: the
 peer rebuilds every row from its snapshot and journal when it starts, so a database of
@@ -28,6 +33,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,7 +43,7 @@ from peerbook.engine.snapshot import decode_order
 from peerbook.errors import SnapshotError
 
 __all__ = [
-    "SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade", "export",
+    "SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade", "image",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 2
@@ -69,6 +75,8 @@ create index if not exists fills_owner on fills (owner, trade_id);
 create index if not exists fills_order on fills (order_id, trade_id);
 """
 _TABLES = ("orders", "trades", "fills")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_ROLLBACK_JOURNAL = b"\x01\x01"
 _SIDES = tuple(Side)
 _TRADE_FIELDS = len(TradeExecuted._fields)
 
@@ -132,9 +140,43 @@ class Archive:
     timestamp on; without, the most recent ``limit``; always returned oldest first.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
         self.path = path
-        self._db = connect(path)
+        self._db = connect(path) if db is None else db
+
+    @classmethod
+    def of_image(cls, data: bytes) -> "Archive":
+        """An archive held in memory, read from an `image` of one.
+
+        Raises:
+            SnapshotError: ``data`` is not an image of a database of this schema version.
+        """
+        try:
+            database = zlib.decompress(data)
+        except zlib.error as exc:
+            raise SnapshotError(f"the archive image is not compressed data: {exc}") from exc
+        if not database.startswith(_SQLITE_HEADER) or database[18:20] != _ROLLBACK_JOURNAL:
+            raise SnapshotError("the archive image is not an SQLite database image")
+        memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        archive = cls(Path(":memory:"), memory)
+        try:
+            archive._db.deserialize(database)
+            (version,) = archive._db.execute("pragma user_version").fetchone()
+            tables = {name for (name,) in archive._db.execute(
+                "select name from sqlite_schema where type = 'table'"
+            )}  # fmt: skip
+        except sqlite3.Error as exc:
+            archive.close()
+            raise SnapshotError(f"the archive image cannot be read: {exc}") from exc
+        if version != SCHEMA_VERSION or not tables.issuperset(_TABLES):
+            archive.close()
+            raise SnapshotError(f"the archive image is not of schema version {SCHEMA_VERSION}")
+        return archive
+
+    def copy_to(self, db: sqlite3.Connection) -> None:
+        """Make the database of connection ``db`` a copy of this one (in one transaction:
+        readers of ``db`` see the old rows or the new, never a mix)."""
+        self._db.backup(db)
 
     def close(self) -> None:
         """Close the connection."""
@@ -228,10 +270,9 @@ class Archive:
 
     def lacking(self, trade_count: int, closed_ids: Iterable[int]) -> list[int] | None:
         """The orders of ``closed_ids`` (in their order) that have no closed row here; None
-        when the database does not hold every trade up to id ``trade_count``. What a
-        snapshot's copy of the history (its history part) adds to this database: nothing
-        when a peer restarts from its own data directory, the rest of an install's backlog
-        when it restarts before its audit trail has written all of it. Reads indexes only."""
+        when the database does not hold every trade up to id ``trade_count``. Empty when a
+        peer restarts from its own data directory: the snapshot's copy of the history is
+        then left unread. Reads indexes only."""
         (trades,) = self._db.execute(
             "select count(*) from trades where id <= ?", (trade_count,)
         ).fetchone()
@@ -281,37 +322,40 @@ class Archive:
             raise SnapshotError(f"trade {expected} is not in the audit trail")
 
 
-def export(path: Path, order_ids: Iterable[int], upto: int) -> tuple[list[Any], list[Any]]:
-    """The records of the closed orders with ``order_ids`` (ascending) and of every trade up
-    to id ``upto``, read by a fresh interpreter (safe in a forked child).
+def image(path: Path) -> bytes:
+    """A compressed copy of the database at ``path``, as one consistent read sees it (for
+    `Archive.of_image`), made by a fresh interpreter (safe in a forked child).
 
     Raises:
-        SnapshotError: the archive lacks one of them, or could not be read.
+        SnapshotError: the database could not be read.
     """
-    ids = "".join(f"{order_id}\n" for order_id in order_ids).encode()
     # No timeout here: subprocess waits for one by sleeping in a loop, and under a faked
     # clock (libfaketime, the fault harness's clock faults) that sleep fails with EINVAL.
     # The snapshot child that calls this is bounded as a whole (`SnapshotStore`).
     done = subprocess.run(
-        [sys.executable, "-m", "peerbook.node.archive", str(path), str(upto)],
-        input=ids, capture_output=True, check=False,
+        [sys.executable, "-m", "peerbook.node.archive", str(path)],
+        capture_output=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
         raise SnapshotError(f"reading the audit trail failed: {' '.join(reason)}")
-    document = json.loads(done.stdout)
-    return document["orders"], document["trades"]
+    return done.stdout
 
 
-def _export_main(path: Path, upto: int) -> None:
-    archive = Archive(path)
+def _image_main(path: Path) -> None:
+    source = connect(path)
+    copy = sqlite3.connect(":memory:")
     try:
-        orders = list(archive.order_records(int(line) for line in sys.stdin))
-        trades = list(archive.trade_records(upto)) if upto else []
+        source.backup(copy)  # one step: one read transaction, so one consistent state
+        database = bytearray(copy.serialize())
     finally:
-        archive.close()
-    json.dump({"orders": orders, "trades": trades}, sys.stdout, separators=(",", ":"))
+        source.close()
+        copy.close()
+    # The header names the journal mode (bytes 18 and 19: 2 for write-ahead logging); an
+    # image marked so cannot be opened in memory, so it is marked for a rollback journal.
+    database[18:20] = _ROLLBACK_JOURNAL
+    sys.stdout.buffer.write(zlib.compress(database, 1))
 
 
 if __name__ == "__main__":
-    _export_main(Path(sys.argv[1]), int(sys.argv[2]))
+    _image_main(Path(sys.argv[1]))

@@ -23,8 +23,10 @@ After each write, ``on_written`` is told the highest trade id and the closed ord
 disk: the peer's history then lets them leave memory (`History.archived`), and serves them
 from here from then on.
 
-A snapshot install queues every order of the new state at once (a whole history: hundreds of
-thousands of rows, tens of seconds of writing on a busy machine). That backlog is written
+A snapshot install usually brings a copy of the writer's database, which this one becomes
+(`adopt`); the install then queues every order the engine holds in its new state at once.
+Without such a copy (a snapshot of the older format) that is a whole history: hundreds of
+thousands of rows, tens of seconds of writing on a busy machine. That backlog is written
 `ORDERS_PER_WRITE` orders per transaction, and a stopping peer writes it for at most
 `CLOSE_S` more: what is left is written at its next start, which installs its snapshot and
 re-applies its journal again (a soak found peers that left right after joining and took over
@@ -35,13 +37,14 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from peerbook.engine import Engine, Order, OrderState, TradeExecuted
 from peerbook.engine.snapshot import encode_order
-from peerbook.node.archive import connect, encode_trade
+from peerbook.node.archive import Archive, connect, encode_trade
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.wire.views import order_view
@@ -65,6 +68,9 @@ class AuditTrail:
         self.path = path
         self._engine = engine
         self._db = connect(path, create=True)
+        # Held by whoever uses the connection: a write on a worker thread, or an `adopt` on
+        # the event loop (a snapshot install), which waits for a write under way.
+        self._db_lock = threading.Lock()
         self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
         self._orders: dict[int, Order] = {}  # the orders to write, by id
         self._trades: list[tuple[Any, ...]] = []
@@ -90,10 +96,20 @@ class AuditTrail:
                 elif isinstance(order_id, int):
                     self._queue_order(order_id)
 
+    def adopt(self, archive: Archive) -> None:
+        """Make the database a copy of ``archive`` (a snapshot's, as it is installed): what
+        is queued or being written belongs to the state the install replaces."""
+        with self._db_lock:
+            archive.copy_to(self._db)
+            # The copy went through the write-ahead log: give its disk space back.
+            self._db.execute("pragma wal_checkpoint(truncate)")
+            self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
+            self._installs += 1  # under the lock: `_write` checks it there
+
     def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
-        """Queue every order of the engine's new state and ``trades`` (after a snapshot was
-        installed, when the entries that made them never passed through `on_applied`).
-        Orders queued before are dropped: they are the old state's objects."""
+        """Queue every order the engine holds in its new state and ``trades`` (after a
+        snapshot was installed, when the entries that made them never passed through
+        `on_applied`). Orders queued before are dropped: they are the old state's objects."""
         self._installs += 1
         self._orders = {}
         for order in self._engine.orders():
@@ -176,7 +192,7 @@ class AuditTrail:
             try:
                 on_disk = await self._closed_on_disk(chunk)
                 orders = await self._rows([o for o in chunk if o.order_id not in on_disk])
-                await asyncio.to_thread(self._write, orders, trades, fills)
+                await asyncio.to_thread(self._write, installs, orders, trades, fills)
             except sqlite3.Error as exc:
                 # Kept for the next flush (their rows are built again then), so nothing
                 # leaves memory that is not on disk, and the peer keeps serving meanwhile.
@@ -184,12 +200,14 @@ class AuditTrail:
                 self._requeue(installs, chunk + pending, trades, fills)
                 self._skipped_trade_id = max(self._skipped_trade_id, skipped_trade_id)
                 return False
+            if installs != self._installs:
+                # What was written, and what is left, is the old state's (and, after an
+                # `adopt`, maybe not in the database any more); the install queued the new.
+                return True
             closed = [row[0] for row in orders if row[_STATE_COLUMN] in _FINAL]
             written = max((row[0] for row in trades), default=skipped_trade_id)
             self.on_written(written, [*on_disk, *closed])
             trades, fills, skipped_trade_id = [], [], 0
-            if installs != self._installs:
-                return True  # what is left is the old state's; the install queued the new one
             if pending and self._late():
                 self._requeue(installs, pending, [], [])
                 return True
@@ -239,22 +257,28 @@ class AuditTrail:
 
     def _closed_among(self, ids: list[int]) -> set[int]:
         found: set[int] = set()
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            batch = ids[start : start + _IDS_PER_QUERY]
-            found.update(row[0] for row in self._db.execute(
-                f"select id from orders where id in ({_marks(len(batch))}) "
-                f"and state in ({_marks(len(_FINAL))})",
-                (*batch, *_FINAL),
-            ).fetchall())  # fmt: skip
+        with self._db_lock:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                batch = ids[start : start + _IDS_PER_QUERY]
+                found.update(row[0] for row in self._db.execute(
+                    f"select id from orders where id in ({_marks(len(batch))}) "
+                    f"and state in ({_marks(len(_FINAL))})",
+                    (*batch, *_FINAL),
+                ).fetchall())  # fmt: skip
         return found
 
     def _write(
         self,
+        installs: int,
         orders: list[tuple[Any, ...]],
         trades: list[tuple[Any, ...]],
         fills: list[tuple[Any, ...]],
     ) -> None:
-        with self._db:
+        """Write the rows in one transaction, unless an install came since they were built
+        (``installs``): old rows must not overwrite the database an install adopted."""
+        with self._db_lock, self._db:
+            if installs != self._installs:
+                return
             self._db.execute("begin")
             self._db.executemany(f"insert or replace into orders values ({_marks(19)})", orders)
             self._db.executemany(f"insert or replace into trades values ({_marks(10)})", trades)

@@ -17,10 +17,10 @@ was loaded from: the state is on disk already, and encoding it again, with the c
 ids of every retired order read back from the audit trail, was a third of a restart behind a
 long history. It stays after the next compaction replaces the Raft snapshot (one more
 snapshot's worth of disk), until the next start. `start_engine` reads it: the engine
-section, with the orders it had retired put back from the full records the history section
-carries. Where there is no such file (a state installed from bytes, a file system without
-hard links) the engine's own snapshot is written there instead, and read as well; its
-retired orders are not printed by the replay.
+section, with the orders it had retired put back from the full records in the history
+section's copy of the audit trail. Where there is no such file (a state installed from
+bytes, a file system without hard links) the engine's own snapshot is written there instead,
+and read as well; its retired orders are not printed by the replay.
 """
 
 import json
@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from peerbook.engine import Engine
-from peerbook.engine.snapshot import decode_order, restore, restore_document, snapshot
-from peerbook.errors import InvalidCommand, SnapshotError
+from peerbook.engine.snapshot import restore, restore_document, snapshot
+from peerbook.errors import SnapshotError
+from peerbook.node.history import History
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.replication.snapshot_store import state_of
@@ -52,9 +53,10 @@ def replay_arguments(path: Path) -> list[str]:
 def start_engine(data: bytes) -> Engine:
     """The engine a command log starts from: ``data`` is a ``commands.snapshot`` (a peer's
     Raft snapshot file, or an engine snapshot). A Raft snapshot file's retired orders are
-    put back in full (`Engine.reinstate`) from the records its history section carries, so
-    that a replay prints every order ever accepted, as contract section 7 asks, and a
-    command repeating a retired order's client order id replays as it applied.
+    put back in full (`Engine.reinstate`) from its history section (as a peer without an
+    archive installs it: `History.parse`, which checks every record), so that a replay
+    prints every order ever accepted, as contract section 7 asks, and a command repeating a
+    retired order's client order id replays as it applied.
 
     Raises:
         SnapshotError: ``data`` is neither, or not whole.
@@ -63,15 +65,11 @@ def start_engine(data: bytes) -> Engine:
         return restore(data)
     state = snapshot_document(state_of(data))
     engine = restore_document(state["engine"])
-    history = state["parts"].get("history")
-    records = history.get("orders", []) if isinstance(history, dict) else []
-    if not isinstance(records, list):
-        raise SnapshotError("the snapshot's retired orders are not a list")
-    try:
-        engine.reinstate([decode_order(record) for record in records])
-    except InvalidCommand as exc:
-        raise SnapshotError(str(exc)) from exc
-    if engine.retired_count:
+    part = state["parts"].get("history")
+    if part is not None:
+        history = History(engine)
+        history.load(history.parse(lambda: part, engine))
+    elif engine.retired_count:
         raise SnapshotError(f"the snapshot lacks the records of {engine.retired_count} orders")
     return engine
 

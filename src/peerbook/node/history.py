@@ -14,29 +14,31 @@ in log order) and answers the API's history reads from two places:
 Every read merges the two, so a client reads its own writes: nothing leaves memory before
 it is on disk. Without an archive (tests, tools) everything simply stays in memory.
 
-History is a `SnapshotPart`: a snapshot carries every trade and the full records of the
-retired orders (read from the archive, in the forked child that writes snapshots), so a peer
-that installs it holds and serves the same history as the peer that wrote it. A peer takes
-from that copy only what its own archive lacks (`Restored`): nothing when it restarts from
-its own data directory (the copy is left unread), the orders its audit trail had not written
-yet when it restarts soon after an install (their trades went to disk with its first write),
-everything when it installs a snapshot sent by another peer. Orders the archive holds stay
-retired (loading the whole copy was the bulk of a restart behind a long history, and put
-every trade back in memory until the audit trail had rewritten it), and the fills that the
-orders in memory had before the snapshot are read from disk when asked for (reading them
-all at the start, one query per order, was a sixth of a restart that came right after a
-join, where nearly every order is in memory).
+History is a `SnapshotPart`: a snapshot carries the trades not yet archived and a copy of
+the archive itself (made in the forked child that writes snapshots), so a peer that installs
+it holds and serves the same history as the peer that wrote it. A peer that restarts from
+its own data directory leaves the copy unread when its archive lacks nothing (`Archive.
+lacking`); otherwise the copy becomes its archive (`AuditTrail.adopt`), page for page.
+Before, the snapshot carried every retired order's record as JSON, which a joiner decoded,
+checked, put back in its engine and wrote to its audit trail again: most of a join behind a
+million orders (a minute and more), and of a restart that came before that backlog was
+written (35 s). The fills that the orders in memory had before the snapshot are read from
+disk when asked for (reading them all at the start, one query per order, was a sixth of such
+a restart). A peer without an archive (tests, tools) takes everything from the copy back
+into memory.
 """
 
+import base64
 import bisect
 import heapq
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from peerbook.engine import Engine, Order, OrderAccepted, OrderState, Side, TradeExecuted
 from peerbook.engine.snapshot import decode_order
 from peerbook.errors import InvalidCommand, SnapshotError
-from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade, export
+from peerbook.node.archive import Archive, Fill, decode_trade, encode_trade, image
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 
@@ -48,12 +50,18 @@ _OPEN = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
 
 class Restored(NamedTuple):
-    """What a snapshot's history part adds to this peer's own archive (`History.parse`)."""
+    """What a snapshot's history part gives this peer (`History.parse`)."""
 
+    archive: Archive | None
+    """A copy of the writer's archive, to become this peer's (None: this peer's archive
+    lacks nothing, or it keeps none)."""
     orders: list[Order]
-    """Full records of retired orders the archive lacks, to put back in the engine."""
-    trades: list[TradeExecuted] | None
-    """Every trade, to hold in memory; None when the archive holds every one of them."""
+    """Full records of retired orders, to put back in the engine (a peer without an
+    archive, or a snapshot of the older format that carried them)."""
+    trades: list[TradeExecuted]
+    """The trades after ``archived_trade_id``, to hold in memory."""
+    archived_trade_id: int
+    """Every trade up to this id is in the archive."""
 
 
 def window(
@@ -91,11 +99,6 @@ def _fill_key(fill: Fill) -> int:
     return fill.trade.trade_id
 
 
-def _first(row: object) -> object:
-    """The first field of a record (an order's id), or None when it is not a list."""
-    return row[0] if type(row) is list and row and type(row[0]) is int else None
-
-
 class History:
     """Trades by market, fills by order and by owner, and each owner's orders.
 
@@ -109,6 +112,7 @@ class History:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._archive: Archive | None = None
+        self._adopt: Callable[[Archive], None] | None = None
         self.archived_trade_id = 0
         # The orders held in memory at the last `load`, up to this id, had their fills up to
         # this trade id on disk only.
@@ -118,10 +122,12 @@ class History:
         self._owner_fills: dict[str, list[Fill]] = {}
         self._owner_orders: dict[str, dict[int, None]] = {}
 
-    def attach(self, archive: Archive) -> None:
+    def attach(self, archive: Archive, adopt: Callable[[Archive], None]) -> None:
         """Serve what leaves memory from ``archive`` (the audit trail's database), where the
-        engine also finds the client order ids of the orders it retires from now on."""
-        self._archive = archive
+        engine also finds the client order ids of the orders it retires from now on;
+        ``adopt`` makes that database a copy of another (a snapshot's, at an install:
+        `AuditTrail.adopt`)."""
+        self._archive, self._adopt = archive, adopt
         self._engine.keep_client_ids_in(archive)
 
     # -- following the log ----------------------------------------------------------------
@@ -248,79 +254,64 @@ class History:
 
     # -- the snapshot part ----------------------------------------------------------------
 
-    def dump(self) -> dict[str, list[list[Any]]]:
-        """Every trade, and the full records of the engine's retired orders, as JSON arrays
-        of their fields. Reads the archive with `peerbook.node.archive.export` (this runs in
-        the forked child that writes a snapshot).
+    def dump(self) -> dict[str, Any]:
+        """The trades not yet archived, as JSON arrays of their fields, and a compressed copy
+        of the archive (`peerbook.node.archive.image`, base64), which holds every retired
+        order and every trade up to ``archived_trade_id``. Reads the archive in a fresh
+        interpreter (this runs in the forked child that writes a snapshot).
 
         Raises:
-            SnapshotError: the archive lacks a record the engine relies on.
+            SnapshotError: the archive could not be read.
         """
         archived = self.archived_trade_id
         recent = [encode_trade(t) for t in self.every_trade() if t.trade_id > archived]
-        if self._archive is None:
-            return {"orders": [], "trades": recent}
-        retired = self._engine.retired_ids()
-        orders, trades = export(self._archive.path, retired, archived)
-        return {"orders": orders, "trades": [*trades, *recent]}
+        copy = None if self._archive is None else image(self._archive.path)
+        return {
+            "archive": None if copy is None else base64.b64encode(copy).decode(),
+            "archived_trade_id": archived,
+            "trades": recent,
+        }
 
     def parse(self, read: Callable[[], Any], engine: Engine) -> Restored:
-        """What of the `dump` ``read`` returns this peer's archive lacks, checked against the
-        restored ``engine``; ``read`` is not called when the archive lacks nothing.
+        """What of the `dump` ``read`` returns this peer needs, checked against the restored
+        ``engine``; ``read`` is not called when this peer's archive lacks nothing.
 
         Raises:
             SnapshotError: not a dump of this engine's retired orders, markets and trades.
         """
-        lacking = None
-        if self._archive is not None:
-            lacking = self._archive.lacking(engine.trade_count, engine.retired_ids())
-            if lacking == []:
-                return Restored([], None)
-        document = read()
-        if isinstance(document, list):  # the "trades" part of snapshot format before 2026-11-26
-            document = {"orders": [], "trades": document}
-        if not isinstance(document, dict) or set(document) != {"orders", "trades"}:
-            raise SnapshotError("the history is not an object of orders and trades")
-        rows, trade_rows = document["orders"], document["trades"]
-        if not isinstance(rows, list) or not isinstance(trade_rows, list):
-            raise SnapshotError("the history's orders and trades are not lists")
-        if lacking is not None:
-            # A snapshot this peer installed (and checked whole) or wrote before, whose trades
-            # its archive holds: only the orders its audit trail had not written come back.
-            wanted = set(lacking)
-            orders = [decode_order(row) for row in rows if _first(row) in wanted]
-            if [order.order_id for order in orders] != lacking:
-                raise SnapshotError("the history lacks retired orders the audit trail lacks")
-            self._check_records(orders, engine)
-            return Restored(orders, None)
-        orders = [decode_order(row) for row in rows]
+        archive = self._archive
+        if archive is not None and archive.lacking(engine.trade_count, engine.retired_ids()) == []:
+            return Restored(None, [], [], engine.trade_count)
+        copy, archived, order_rows, trade_rows = _section(read())
+        try:
+            if copy is not None and archive is not None:
+                # The copy becomes this peer's archive: it must hold what the engine retired.
+                if copy.lacking(archived, engine.retired_ids()) != []:
+                    raise SnapshotError("the archive copy lacks retired orders or old trades")
+                orders = []
+            else:
+                if copy is not None:  # no archive here: everything comes back into memory
+                    order_rows = list(copy.order_records(engine.retired_ids()))
+                    trade_rows = [*copy.trade_records(archived), *trade_rows]
+                    archived = 0
+                orders = [decode_order(row) for row in order_rows]
+                self._check_records(orders, engine)
+            trades = _checked_trades(trade_rows, archived, engine, reinstating=bool(orders))
+        except BaseException:
+            if copy is not None:
+                copy.close()
+            raise
+        return Restored(copy if archive is not None else None, orders, trades, archived)
+
+    @staticmethod
+    def _check_records(orders: list[Order], engine: Engine) -> None:
+        """The records are every retired order's, once, in id order, with a client order id
+        that maps to no other order (so that `Engine.reinstate` cannot fail half way), and
+        their fills add up to the engine's."""
         if len(orders) != engine.retired_count:
             raise SnapshotError(
                 f"the history holds {len(orders)} retired orders, the engine {engine.retired_count}"
             )
-        filled = self._check_records(orders, engine)
-        if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
-            raise SnapshotError("the retired orders' fills disagree with the engine's")
-        trades: list[TradeExecuted] = []
-        last = 0
-        for row in trade_rows:
-            trade = decode_trade(row)
-            if trade.symbol not in engine.markets or trade.trade_id != last + 1:
-                raise SnapshotError(f"not the next trade of this engine: {row!r:.80}")
-            for order_id in (trade.taker_order_id, trade.maker_order_id):
-                if engine.order(order_id) is None and engine.retired(order_id) is None:
-                    raise SnapshotError(f"trade {trade.trade_id} names an unknown order")
-            last = trade.trade_id
-            trades.append(trade)
-        if last != engine.trade_count:
-            raise SnapshotError(f"the history holds {last} trades, the engine {engine.trade_count}")
-        return Restored(orders, trades)
-
-    @staticmethod
-    def _check_records(orders: list[Order], engine: Engine) -> dict[tuple[str, Side], int]:
-        """Each record is a retired order's, once, in id order, with a client order id that
-        maps to no other order (so that `Engine.reinstate` cannot fail half way); the lots
-        they filled, by market and side."""
         filled: dict[tuple[str, Side], int] = {}
         client_ids: set[tuple[str, str]] = set()
         last = 0
@@ -341,14 +332,23 @@ class History:
             if order.filled:
                 key = (order.symbol, order.side)
                 filled[key] = filled.get(key, 0) + order.filled
-        return filled
+        if filled != {key: lots for key, lots in engine.retired_fills.items() if lots}:
+            raise SnapshotError("the retired orders' fills disagree with the engine's")
 
     def load(self, restored: Restored) -> None:
-        """Start over from the (already restored) engine, with the retired orders' records
-        of ``restored`` back in it until the audit trail holds them here, and its trades; or,
-        when the archive holds every trade, with the fills so far of the orders the engine
-        holds left there (`fills_of_order` reads them)."""
+        """Start over from the (already restored) engine: with the archive copy of
+        ``restored`` as this peer's archive, or its retired orders' records back in the
+        engine; holding its trades, those after ``archived_trade_id`` (read from the archive
+        from then on, as are the fills up to it of the orders the engine holds)."""
         engine = self._engine
+        if restored.archive is not None:
+            assert self._adopt is not None  # set with the archive that `parse` found
+            try:
+                self._adopt(restored.archive)
+            except sqlite3.Error as exc:
+                raise SnapshotError(f"cannot copy the snapshot's archive: {exc}") from exc
+            finally:
+                restored.archive.close()
         if restored.orders:
             try:
                 engine.reinstate(restored.orders)
@@ -356,11 +356,66 @@ class History:
                 raise SnapshotError(str(exc)) from exc
         self._trades = {s: [] for s in engine.markets}
         self._order_fills, self._owner_fills, self._owner_orders = {}, {}, {}
-        on_disk = self._archive is not None and restored.trades is None
-        self.archived_trade_id = engine.trade_count if on_disk else 0
+        self.archived_trade_id = restored.archived_trade_id
         # Only fills up to the snapshot: those of the journal's tail are recorded as applied.
-        self._loaded_upto = (engine.sequence, engine.trade_count) if on_disk else (0, 0)
+        self._loaded_upto = (engine.sequence, restored.archived_trade_id)
         for order in engine.orders():
             self._owner_orders.setdefault(order.owner, {})[order.order_id] = None
-        for trade in restored.trades or ():
+        for trade in restored.trades:
             self._record(trade)
+
+
+def _section(document: Any) -> tuple[Archive | None, int, list[Any], list[Any]]:
+    """The archive copy, archived trade id, retired order records and trades of a history
+    part. Snapshots from before 2026-11-27 carry every retired order's record instead of a
+    copy of the archive (and every trade); before 2026-11-26, only the trades.
+
+    Raises:
+        SnapshotError: not a history part.
+    """
+    if isinstance(document, list):
+        document = {"orders": [], "trades": document}
+    if isinstance(document, dict) and set(document) == {"orders", "trades"}:
+        document = {**document, "archive": None, "archived_trade_id": 0}
+    elif isinstance(document, dict) and set(document) == {"archive", "archived_trade_id", "trades"}:
+        document = {**document, "orders": []}
+    else:
+        raise SnapshotError("the history is not an object of an archive and trades")
+    encoded, archived = document["archive"], document["archived_trade_id"]
+    orders, trades = document["orders"], document["trades"]
+    if not isinstance(orders, list) or not isinstance(trades, list):
+        raise SnapshotError("the history's orders and trades are not lists")
+    if type(archived) is not int or archived < 0 or (encoded is None and archived):
+        raise SnapshotError("the history's archived trade id is not one of its archive")
+    if encoded is None:
+        return None, 0, orders, trades
+    if not isinstance(encoded, str):
+        raise SnapshotError("the history's archive is not a string")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except ValueError as exc:
+        raise SnapshotError("the history's archive is not base64") from exc
+    return Archive.of_image(data), archived, orders, trades
+
+
+def _checked_trades(
+    rows: list[Any], archived: int, engine: Engine, reinstating: bool
+) -> list[TradeExecuted]:
+    """The trades after id ``archived`` up to the engine's last, from ``rows``; each must
+    name orders the engine holds (or, ``reinstating``, has retired)."""
+    trades: list[TradeExecuted] = []
+    last = archived
+    for row in rows:
+        trade = decode_trade(row)
+        if trade.symbol not in engine.markets or trade.trade_id != last + 1:
+            raise SnapshotError(f"not the next trade of this engine: {row!r:.80}")
+        for order_id in (trade.taker_order_id, trade.maker_order_id):
+            if engine.order(order_id) is None and not (
+                reinstating and engine.retired(order_id) is not None
+            ):
+                raise SnapshotError(f"trade {trade.trade_id} names an order not held")
+        last = trade.trade_id
+        trades.append(trade)
+    if last != engine.trade_count:
+        raise SnapshotError(f"the history holds {last} trades, the engine {engine.trade_count}")
+    return trades

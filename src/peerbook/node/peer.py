@@ -268,7 +268,7 @@ class Peer:
         commands = self._commands = CommandLog(
             self.directory.commands, self.machine.engine, archive.client_order_ids
         )
-        self.history.attach(archive)
+        self.history.attach(archive, audit.adopt)
         audit.on_written = self.history.archived
         self.machine.listeners += [commands.on_applied, audit.on_applied]
         self.machine.installed += [
