@@ -11,10 +11,11 @@ peer's state machine). This one measures what an operator sees:
    the API allows; it compacts its log every 20,000 entries, the default);
 2. two peers join it, one after the other: each is sent the leader's snapshot and the log's
    tail (*empty joiner*); as soon as the second has caught up, it is stopped, ``--missed``
-   orders are placed, and it is started again (*restart before settling*: its audit trail
-   had not written all of the history it was sent, which the restart takes from its
-   snapshot). Only the second: with two voters, stopping either leaves no majority to
-   commit the orders it misses;
+   orders are placed, and it is started again (*restart before settling*: until session 13
+   its audit trail had not written the history it was sent by then, so the restart took it
+   from its snapshot again; now the joiner's audit trail adopts the snapshot's copy of the
+   leader's at once). Only the second: with two voters, stopping either leaves no majority
+   to commit the orders it misses;
 3. ``--runs`` times: once the first joiner has settled (its audit trail has written the
    history it was sent, so it retired as many closed orders as the leader: a peer that has
    been running a while), it is stopped (SIGTERM), ``--missed`` more orders are placed while

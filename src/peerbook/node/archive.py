@@ -75,6 +75,7 @@ create index if not exists fills_owner on fills (owner, trade_id);
 create index if not exists fills_order on fills (order_id, trade_id);
 """
 _TABLES = ("orders", "trades", "fills")
+_WAL_BYTES_KEPT = 64 * 2**20
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _ROLLBACK_JOURNAL = b"\x01\x01"
 _SIDES = tuple(Side)
@@ -96,6 +97,9 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     if create:
         db.execute("pragma journal_mode=wal")
         db.execute("pragma synchronous=normal")
+        # The write-ahead log keeps its largest size unless limited: an install's copy of a
+        # whole database passes through it (`AuditTrail.adopt`).
+        db.execute(f"pragma journal_size_limit={_WAL_BYTES_KEPT}")
         if db.execute("pragma user_version").fetchone()[0] != SCHEMA_VERSION:
             for table in _TABLES:
                 db.execute(f"drop table if exists {table}")

@@ -59,6 +59,7 @@ _FINAL = ("filled", "canceled", "expired")
 _STATE_COLUMN = 14
 _ROWS_PER_TURN = 1000
 _IDS_PER_QUERY = 500  # well under SQLite's oldest limit on a statement's parameters (999)
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 
 
 class AuditTrail:
@@ -100,9 +101,15 @@ class AuditTrail:
         """Make the database a copy of ``archive`` (a snapshot's, as it is installed): what
         is queued or being written belongs to the state the install replaces."""
         with self._db_lock:
-            archive.copy_to(self._db)
-            # The copy went through the write-ahead log: give its disk space back.
-            self._db.execute("pragma wal_checkpoint(truncate)")
+            # The copy goes through the write-ahead log. Checkpointing it into the database
+            # at once (SQLite does so at a commit that leaves the log long) would hold the
+            # event loop for seconds (a million orders: 2.3 s of a join); left to the next
+            # write, it runs on the worker thread.
+            self._db.execute("pragma wal_autocheckpoint=0")
+            try:
+                archive.copy_to(self._db)
+            finally:
+                self._db.execute(f"pragma wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
             self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
             self._installs += 1  # under the lock: `_write` checks it there
 

@@ -29,6 +29,7 @@ into memory.
 """
 
 import base64
+import binascii
 import bisect
 import heapq
 import sqlite3
@@ -391,8 +392,8 @@ def _section(document: Any) -> tuple[Archive | None, int, list[Any], list[Any]]:
         return None, 0, orders, trades
     if not isinstance(encoded, str):
         raise SnapshotError("the history's archive is not a string")
-    try:
-        data = base64.b64decode(encoded, validate=True)
+    try:  # not `base64.b64decode(validate=True)`: its regular expression took a second
+        data = binascii.a2b_base64(encoded, strict_mode=True)
     except ValueError as exc:
         raise SnapshotError("the history's archive is not base64") from exc
     return Archive.of_image(data), archived, orders, trades
