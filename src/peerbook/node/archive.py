@@ -43,7 +43,8 @@ from peerbook.engine.snapshot import decode_order
 from peerbook.errors import SnapshotError
 
 __all__ = [
-    "SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade", "image",
+    "SCHEMA_VERSION", "Archive", "Fill", "connect", "decode_trade", "encode_trade", "extent",
+    "image",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 2
@@ -106,6 +107,14 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         db.executescript(_SCHEMA)  # also adds an index a database of this version lacks
         db.execute(f"pragma user_version={SCHEMA_VERSION}")
     return db
+
+
+def extent(db: sqlite3.Connection) -> tuple[int, int]:
+    """The highest trade id up to which every trade is in the database of ``db`` (0 when
+    there is a gap), and the highest order id in it."""
+    count, highest = db.execute("select count(*), coalesce(max(id), 0) from trades").fetchone()
+    (orders,) = db.execute("select coalesce(max(id), 0) from orders").fetchone()
+    return (highest if count == highest else 0), orders
 
 
 def encode_trade(trade: TradeExecuted) -> list[Any]:
@@ -176,6 +185,10 @@ class Archive:
             archive.close()
             raise SnapshotError(f"the archive image is not of schema version {SCHEMA_VERSION}")
         return archive
+
+    def extent(self) -> tuple[int, int]:
+        """`extent` of this database."""
+        return extent(self._db)
 
     def copy_to(self, db: sqlite3.Connection) -> None:
         """Make the database of connection ``db`` a copy of this one (in one transaction:

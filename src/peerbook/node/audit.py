@@ -44,7 +44,7 @@ from typing import Any
 
 from peerbook.engine import Engine, Order, OrderState, TradeExecuted
 from peerbook.engine.snapshot import encode_order
-from peerbook.node.archive import Archive, connect, encode_trade
+from peerbook.node.archive import Archive, connect, encode_trade, extent
 from peerbook.replication import Outcome
 from peerbook.replication.entries import LogEntry
 from peerbook.wire.views import order_view
@@ -72,7 +72,7 @@ class AuditTrail:
         # Held by whoever uses the connection: a write on a worker thread, or an `adopt` on
         # the event loop (a snapshot install), which waits for a write under way.
         self._db_lock = threading.Lock()
-        self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
+        self._trades_on_disk, self._orders_on_disk = extent(self._db)
         self._orders: dict[int, Order] = {}  # the orders to write, by id
         self._trades: list[tuple[Any, ...]] = []
         self._fills: list[tuple[Any, ...]] = []
@@ -110,7 +110,9 @@ class AuditTrail:
                 archive.copy_to(self._db)
             finally:
                 self._db.execute(f"pragma wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-            self._trades_on_disk, self._orders_on_disk = _on_disk(self._db)
+            # Counted in the copy (in memory): counting the trades here, through the long
+            # log, took 2.8 s of a join behind a million orders.
+            self._trades_on_disk, self._orders_on_disk = archive.extent()
             self._installs += 1  # under the lock: `_write` checks it there
 
     def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
@@ -305,14 +307,6 @@ class AuditTrail:
                 len(self._orders),
             )
         self._db.close()
-
-
-def _on_disk(db: sqlite3.Connection) -> tuple[int, int]:
-    """The highest trade id up to which every trade is in the database (0 when there is a
-    gap), and the highest order id in it."""
-    count, highest = db.execute("select count(*), coalesce(max(id), 0) from trades").fetchone()
-    (orders,) = db.execute("select coalesce(max(id), 0) from orders").fetchone()
-    return (highest if count == highest else 0), orders
 
 
 def _marks(count: int) -> str:
