@@ -11,6 +11,7 @@ import pytest
 
 from peerbook.engine import Engine
 from peerbook.node import audit, feed
+from peerbook.node.archive import Archive, connect, image
 from peerbook.node.audit import AuditTrail
 from peerbook.node.feed import Feed
 from peerbook.replication import OrderStateMachine
@@ -221,3 +222,34 @@ def test_a_restarted_trail_writes_again_only_what_its_database_lacks(
         fills = db.execute("select count(*) from fills").fetchone()[0]
     assert after[1] == before[1] and after[0][10:12] == ("0.5", "0.5")
     assert trades == [(1, 2, 1), (2, 3, 1)] and fills == 4
+
+
+def test_rows_built_before_an_install_adopted_a_copy_are_not_written_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install that adopts a snapshot's copy of the database (`AuditTrail.adopt`) while a
+    flush has built rows of the state it replaces: those rows must not land in the copy,
+    where they could overwrite the final row of an order retired in the new state."""
+    machine = resting_orders(10)
+    empty = tmp_path / "empty.sqlite3"
+    connect(empty, create=True).close()
+    copy = Archive.of_image(image(empty))
+    path = tmp_path / "audit.sqlite3"
+
+    async def scenario() -> None:
+        trail = AuditTrail(path, machine.engine)
+        real_write = trail._write
+
+        def write(*rows: Any) -> None:  # on the worker thread, the rows built
+            trail.adopt(copy)  # the install lands before they are written
+            real_write(*rows)
+
+        monkeypatch.setattr(trail, "_write", write)
+        trail.on_installed([])
+        assert await trail.flush()
+        await trail.close()
+
+    asyncio.run(scenario())
+    copy.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("select count(*) from orders").fetchone()[0] == 0
