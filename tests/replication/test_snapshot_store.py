@@ -329,3 +329,34 @@ def test_a_writer_record_naming_another_process_ends_nothing(tmp_path: Path) -> 
     finally:
         other.kill()
         other.wait(timeout=10)
+
+
+def test_an_install_abandons_the_snapshot_being_written_of_the_state_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """Put in place after the install, the older state's snapshot would replace the one just
+    installed on disk (and it may copy a database the install already replaced)."""
+    texts = entries_of(random_commands(17, 200 * 20), 20)
+    leader = OrderStateMachine(Engine())
+    for index, text in enumerate(texts, start=1):
+        leader.apply(index, text)
+    sent = SnapshotStore(tmp_path / "sent.snapshot", leader, lambda reason: None)
+    sent.serialize(str(tmp_path / "t"), ((b"x", 200, 1), (b"y", 199, 1), set[Node]()))
+    assert wait_written(sent) == _SUCCESS
+
+    follower = OrderStateMachine(Engine())
+    for index, text in enumerate(texts[:50], start=1):
+        follower.apply(index, text)
+
+    def slow_snapshot() -> bytes:  # runs in the child: still writing at the install
+        time.sleep(30)
+        return b""
+
+    follower.snapshot = slow_snapshot  # type: ignore[method-assign]
+    store = SnapshotStore(tmp_path / "raft.snapshot", follower, lambda reason: None)
+    store.serialize(str(tmp_path / "u"), ((b"x", 50, 1), (b"y", 49, 1), set[Node]()))
+    assert store.check() == _SERIALIZING
+    store.load(str(sent.path))
+    assert follower.applied_index == 200
+    assert store.check() == SERIALIZER_STATE.NOT_SERIALIZING  # abandoned, not failed later
+    assert not list(tmp_path.glob("raft.snapshot.partial.*"))

@@ -28,6 +28,7 @@ peer rebuilds every row from its snapshot and journal when it starts, so a datab
 another version is dropped and written again.
 """
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -109,6 +110,24 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     return db
 
 
+def _schema_of(db: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+    """Every object of the database: type, name, table and its SQL with whitespace evened
+    out (a database made by an earlier release may differ in nothing else)."""
+    rows = db.execute("select type, name, tbl_name, sql from sqlite_schema order by type, name")
+    return [(kind, name, table, " ".join((sql or "").split())) for kind, name, table, sql in rows]
+
+
+@functools.cache
+def _reference_schema() -> list[tuple[str, str, str, str]]:
+    """The schema `connect` makes, as `_schema_of` lists it."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        return _schema_of(db)
+    finally:
+        db.close()
+
+
 def extent(db: sqlite3.Connection) -> tuple[int, int]:
     """The highest trade id up to which every trade is in the database of ``db`` (0 when
     there is a gap), and the highest order id in it."""
@@ -175,13 +194,18 @@ class Archive:
         try:
             archive._db.deserialize(database)
             (version,) = archive._db.execute("pragma user_version").fetchone()
-            tables = {name for (name,) in archive._db.execute(
-                "select name from sqlite_schema where type = 'table'"
-            )}  # fmt: skip
+            (pages,) = archive._db.execute("pragma page_count").fetchone()
+            (page_bytes,) = archive._db.execute("pragma page_size").fetchone()
+            schema = _schema_of(archive._db)
         except sqlite3.Error as exc:
             archive.close()
             raise SnapshotError(f"the archive image cannot be read: {exc}") from exc
-        if version != SCHEMA_VERSION or not tables.issuperset(_TABLES):
+        if pages * page_bytes != len(database):
+            archive.close()
+            raise SnapshotError("the archive image is not whole")
+        # Exactly this schema: a trigger or view it brought along would come into the peer's
+        # own database with it, and a missing index would fail its queries.
+        if version != SCHEMA_VERSION or schema != _reference_schema():
             archive.close()
             raise SnapshotError(f"the archive image is not of schema version {SCHEMA_VERSION}")
         return archive

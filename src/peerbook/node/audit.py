@@ -99,8 +99,13 @@ class AuditTrail:
 
     def adopt(self, archive: Archive) -> None:
         """Make the database a copy of ``archive`` (a snapshot's, as it is installed): what
-        is queued or being written belongs to the state the install replaces."""
+        is queued or being written belongs to the state the install replaces, and is
+        dropped first, so that none of it reaches the copy, even if copying fails."""
+        extent_of_copy = archive.extent()  # counted in memory, not through the long log
         with self._db_lock:
+            self._installs += 1  # under the lock: `_write` checks it there
+            self._orders, self._trades, self._fills = {}, [], []
+            self._skipped_trade_id = 0
             # The copy goes through the write-ahead log. Checkpointing it into the database
             # at once (SQLite does so at a commit that leaves the log long) would hold the
             # event loop for seconds (a million orders: 2.3 s of a join); left to the next
@@ -110,10 +115,7 @@ class AuditTrail:
                 archive.copy_to(self._db)
             finally:
                 self._db.execute(f"pragma wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-            # Counted in the copy (in memory): counting the trades here, through the long
-            # log, took 2.8 s of a join behind a million orders.
-            self._trades_on_disk, self._orders_on_disk = archive.extent()
-            self._installs += 1  # under the lock: `_write` checks it there
+            self._trades_on_disk, self._orders_on_disk = extent_of_copy
 
     def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
         """Queue every order the engine holds in its new state and ``trades`` (after a

@@ -283,7 +283,10 @@ class History:
         archive = self._archive
         if archive is not None and archive.lacking(engine.trade_count, engine.retired_ids()) == []:
             return Restored(None, [], [], engine.trade_count)
-        copy, archived, order_rows, trade_rows = _section(read())
+        try:
+            copy, archived, order_rows, trade_rows = _section(read())
+        except MemoryError as exc:
+            raise SnapshotError("the history does not fit in memory") from exc
         try:
             if copy is not None and archive is not None:
                 # The copy becomes this peer's archive: it must hold what the engine retired.
@@ -298,11 +301,18 @@ class History:
                 orders = [decode_order(row) for row in order_rows]
                 self._check_records(orders, engine)
             trades = _checked_trades(trade_rows, archived, engine, reinstating=bool(orders))
-        except BaseException:
+        except BaseException as exc:
             if copy is not None:
                 copy.close()
+            if isinstance(exc, sqlite3.Error | MemoryError):
+                # A damaged page past the first: raised as anything but a SnapshotError, the
+                # Raft library would log it and go on as if the snapshot were installed.
+                raise SnapshotError(f"the history's archive copy cannot be read: {exc!r}") from exc
             raise
-        return Restored(copy if archive is not None else None, orders, trades, archived)
+        if copy is not None and archive is None:  # everything was taken from it
+            copy.close()
+            copy = None
+        return Restored(copy, orders, trades, archived)
 
     @staticmethod
     def _check_records(orders: list[Order], engine: Engine) -> None:

@@ -229,6 +229,10 @@ class SnapshotStore:
             # kept its later state would then skip the leader's entries up to its own applied
             # index and diverge: found by the first soak, where such replicas acknowledged
             # orders under ids the log never gave them.)
+            # A snapshot still being written is of the state this one replaces: put in place
+            # afterwards, it would replace the newer snapshot on disk (and the audit trail's
+            # database it copies may already be the install's).
+            self.close()
             self._machine.install(body, source=path)
         return last, before_last, {Node(member) for member in header["members"]}
 
