@@ -99,8 +99,8 @@ class RequestTimeoutError(TransportError):
 
 
 class ConnectFailedError(TransportError):
-    """No connection could be opened, so the request was certainly not processed: safe to
-    send it to another peer."""
+    """No connection could be opened, or the server there is no Grenache service (HTTP 404
+    or 405), so the request was certainly not processed: safe to send it to another peer."""
 
 
 class ClosedBeforeReplyError(TransportError):

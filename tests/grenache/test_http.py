@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
+import aiohttp.web
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -145,6 +146,39 @@ def test_request_goes_to_another_peer_when_one_is_dead_and_map_settled_reports_i
                     assert await client.request("svc", 1) == {"echo": 1, "key": "svc"}
             await client.close()
             await link.close()
+
+    run(scenario())
+
+
+def test_request_goes_to_another_peer_when_an_announced_port_now_serves_something_else() -> None:
+    """A peer restarted on new ports leaves its old announcement in the grape until it
+    expires; when another server reuses the old port, a request sent there is refused
+    unprocessed (HTTP 405 from a WebSocket endpoint, in a CI run), and must go to the peer's
+    new address, not fail."""
+
+    async def elsewhere(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(text="a WebSocket endpoint")
+
+    async def scenario() -> None:
+        app = aiohttp.web.Application()
+        app.router.add_get("/", elsewhere)
+        runner = aiohttp.web.AppRunner(app)
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            await link.announce("svc", port)
+            async with service(link, "svc"):
+                for _ in range(10):
+                    assert await client.request("svc", 1) == {"echo": 1, "key": "svc"}
+                with pytest.raises(ConnectFailedError, match="HTTP 405"):
+                    await client.send(f"127.0.0.1:{port}", "svc", 1)
+            await client.close()
+            await link.close()
+        await runner.cleanup()
 
     run(scenario())
 

@@ -17,7 +17,7 @@ import random
 import aiohttp
 from aiohttp import web
 
-from peerbook.errors import RemoteProtocolError, RpcError
+from peerbook.errors import ConnectFailedError, RemoteProtocolError, RpcError
 from peerbook.grenache import protocol
 from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
@@ -29,6 +29,7 @@ __all__ = ["BODY_BYTES_MAX", "RpcClient", "RpcServer"]
 
 BODY_BYTES_MAX = 64 * 1024
 """Default limit of a request body, raw and after decompression."""
+_NO_SERVICE = (404, 405)  # what an HTTP server that is no Grenache service answers a POST
 
 
 class RpcServer:
@@ -136,6 +137,10 @@ class RpcClient(PeerClient):
         reply = await post(self._session, url, body, headers, timeout, limit)
         if reply.status != 200:
             text = reply.body[:300].decode("utf-8", errors="replace")
+            if reply.status in _NO_SERVICE:
+                # Something else serves that port now (a restarted peer's stale announcement,
+                # its port reused): the request reached no handler.
+                raise ConnectFailedError(f"no Grenache service at {peer} (HTTP {reply.status})")
             raise RpcError(f"ERR_REQUEST_GENERIC: HTTP {reply.status} from {peer}: {text}")
         decoded = protocol.decode_reply(protocol.unpack_body(reply.body, compress, limit))
         if decoded.rid != rid:
