@@ -42,11 +42,16 @@ def test_a_process_is_seen_to_exit_though_a_child_of_it_holds_its_output() -> No
 
     async def scenario() -> None:
         process = await asyncio.create_subprocess_exec(
-            "sh", "-c", "sleep 60 & echo $!; exit 3", stdout=asyncio.subprocess.PIPE
-        )
-        assert process.stdout is not None
-        waiting = asyncio.create_task(process.wait())  # waits for the pipe as well
+            "sh", "-c", "sleep 60 & echo $!; read go; exit 3",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stdout is not None and process.stdin is not None
         child = int(await process.stdout.readline())
+        # Waiting before the exit (`Process.wait` called after it returns at once: on a
+        # loaded machine this test once started waiting too late).
+        waiting = asyncio.create_task(process.wait())  # waits for the pipe as well
+        await asyncio.sleep(0.1)
+        process.stdin.write(b"go\n")
         try:
             assert await exit_status(process, 10) == 3
             await asyncio.sleep(0.3)
