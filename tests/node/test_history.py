@@ -23,6 +23,7 @@ from peerbook.node.audit import AuditTrail
 from peerbook.node.command_log import CommandLog
 from peerbook.node.history import History
 from peerbook.replication import OrderStateMachine
+from peerbook.replication.entries import encode_entry
 from peerbook.replication.snapshot_store import SnapshotStore
 from peerbook.replication.state_machine import snapshot_document
 from tests.node.conftest import replay_lines
@@ -149,7 +150,8 @@ def test_a_peer_that_installs_a_snapshot_takes_its_copy_of_the_audit_trail(
         audit.on_written = history.archived
         target.installed.append(lambda source: audit.on_installed(history.every_trade()))
         target.install(snapshot)
-        # Served from the copy at once: nothing put back in memory, nothing written again.
+        # Served from the copy at once, before the audit trail wrote anything: nothing put
+        # back in memory.
         assert list(target.engine.retired_ids()) == retired
         assert archive.lacking(history.archived_trade_id, retired) == []
         assert reads(history, target) == reads(keeper_history, keeper)
@@ -481,3 +483,53 @@ def test_a_restart_refuses_a_snapshot_whose_copy_lacks_what_its_audit_trail_lack
         archive.close()
 
     asyncio.run(restart())
+
+
+def test_an_order_closed_by_a_trade_not_yet_on_disk_is_not_retired_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit trail builds an order's row from the order as it is when written: a trade
+    applied while a write is under way closes the order in that row, but goes to disk with
+    the next write. Until then the order must stay in memory, or a snapshot taken meanwhile
+    holds it retired while that trade is only in memory (which an installing peer refuses:
+    a smoke run in CI stopped a peer on it)."""
+
+    def place(owner: str, side: str) -> str:
+        args = ["BTC/USD", "limit", side, "1", "30000"]
+        command = {"op": "createOrder", "owner": owner, "timestamp": 1_764_000_000_000,
+                   "args": args}  # fmt: skip
+        return encode_entry(owner, [command])
+
+    async def scenario() -> None:
+        machine, history = machine_with_history()
+        audit = AuditTrail(tmp_path / "audit.sqlite3", machine.engine)
+        archive = Archive(tmp_path / "audit.sqlite3")
+        history.attach(archive, audit.adopt)
+        audit.on_written = history.archived
+        machine.listeners.append(audit.on_applied)
+        machine.apply(1, place("p1", "sell"))
+        machine.apply(2, place("p1", "sell"))  # two makers of 1 at 30000
+        machine.apply(3, place("p2", "buy"))  # trade 1: fills the first maker (order 1)
+        real = audit._closed_on_disk
+
+        async def trade_meanwhile(orders: list[Any]) -> set[int]:
+            if machine.applied_index == 3:
+                machine.apply(4, place("p3", "buy"))  # trade 2 fills order 2, queued after
+            return await real(orders)
+
+        monkeypatch.setattr(audit, "_closed_on_disk", trade_meanwhile)
+        await audit.flush()  # rows of orders 1-3, order 2's built after trade 2; trade 1
+        assert history.archived_trade_id == 1
+        assert machine.engine.retired(1) is not None  # closed by trade 1, on disk
+        assert machine.engine.retired(2) is None  # trade 2 is not on disk yet
+        peer, peer_history = machine_with_history()  # a peer this snapshot is sent to
+        peer_audit = AuditTrail(tmp_path / "peer.sqlite3", peer.engine)
+        peer_history.attach(Archive(tmp_path / "peer.sqlite3"), peer_audit.adopt)
+        peer.install(machine.snapshot())
+        await peer_audit.close()
+        await audit.flush()  # trade 2, and order 2 again
+        assert machine.engine.retired(2) is not None
+        await audit.close()
+        archive.close()
+
+    asyncio.run(scenario())
