@@ -171,8 +171,8 @@ class History:
         archived = self.archived_trade_id
         for order_id in closed:
             order = engine.order(order_id)
-            fills = self._order_fills.get(order_id)
-            if fills and fills[-1].trade.trade_id > archived:
+            latest = self._order_fills.get(order_id)
+            if latest and latest[-1].trade.trade_id > archived:
                 # Its row was built after a trade that this write did not carry (the row is
                 # built from the order as it is then); that trade queued the order again,
                 # so the next write reports it. Retired now, a snapshot could hold the
