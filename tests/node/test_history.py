@@ -41,6 +41,22 @@ def machine_with_history() -> tuple[OrderStateMachine, History]:
     return machine, history
 
 
+def machine_with_audit_trail(
+    path: Path,
+) -> tuple[OrderStateMachine, History, AuditTrail, Archive]:
+    """A machine wired as a peer wires its history: an audit trail writing to ``path`` from
+    the applied entries (and after installs), whose writes let closed orders leave memory,
+    and the archive reading it back."""
+    machine, history = machine_with_history()
+    audit = AuditTrail(path, machine.engine)
+    archive = Archive(path)
+    history.attach(archive, audit.adopt)
+    audit.on_written = history.archived
+    machine.listeners.append(audit.on_applied)
+    machine.installed.append(lambda source: audit.on_installed(history.every_trade()))
+    return machine, history, audit, archive
+
+
 def reads(history: History, machine: OrderStateMachine) -> Any:
     """Everything the API can ask the history, as comparable values."""
 
@@ -83,12 +99,7 @@ async def _archiving(
     the keeper."""
     directory.mkdir(exist_ok=True)
     keeper, keeper_history = machine_with_history()
-    archiver, history = machine_with_history()
-    audit = AuditTrail(directory / "audit.sqlite3", archiver.engine)
-    archive = Archive(directory / "audit.sqlite3")
-    history.attach(archive, audit.adopt)
-    audit.on_written = history.archived
-    archiver.listeners.append(audit.on_applied)
+    archiver, history, audit, archive = machine_with_audit_trail(directory / "audit.sqlite3")
     checked_midway = False
     for index, text in enumerate(entries, start=1):
         keeper.apply(index, text)
@@ -143,12 +154,7 @@ def test_a_peer_that_installs_a_snapshot_takes_its_copy_of_the_audit_trail(
     assert isinstance(keeper_history, History)
 
     async def join() -> None:
-        target, history = machine_with_history()
-        audit = AuditTrail(tmp_path / "joiner.sqlite3", target.engine)
-        archive = Archive(tmp_path / "joiner.sqlite3")
-        history.attach(archive, audit.adopt)
-        audit.on_written = history.archived
-        target.installed.append(lambda source: audit.on_installed(history.every_trade()))
+        target, history, audit, archive = machine_with_audit_trail(tmp_path / "joiner.sqlite3")
         target.install(snapshot)
         # Served from the copy at once, before the audit trail wrote anything: nothing put
         # back in memory.
@@ -344,12 +350,7 @@ async def _stopped_midway(path: Path, entries: list[str]) -> tuple[bytes, OrderS
     the rest (its audit trail writing on) and stops; its snapshot, and a machine that kept
     everything in memory."""
     keeper, _ = machine_with_history()
-    writer, history = machine_with_history()
-    audit = AuditTrail(path, writer.engine)
-    archive = Archive(path)
-    history.attach(archive, audit.adopt)
-    audit.on_written = history.archived
-    writer.listeners.append(audit.on_applied)
+    writer, _, audit, archive = machine_with_audit_trail(path)
     store = SnapshotStore(path.with_name("raft.snapshot"), writer, pytest.fail)
     snapshot = b""
     for index, text in enumerate(entries, start=1):
@@ -501,12 +502,7 @@ def test_an_order_closed_by_a_trade_not_yet_on_disk_is_not_retired_before_it(
         return encode_entry(owner, [command])
 
     async def scenario() -> None:
-        machine, history = machine_with_history()
-        audit = AuditTrail(tmp_path / "audit.sqlite3", machine.engine)
-        archive = Archive(tmp_path / "audit.sqlite3")
-        history.attach(archive, audit.adopt)
-        audit.on_written = history.archived
-        machine.listeners.append(audit.on_applied)
+        machine, history, audit, archive = machine_with_audit_trail(tmp_path / "audit.sqlite3")
         machine.apply(1, place("p1", "sell"))
         machine.apply(2, place("p1", "sell"))  # two makers of 1 at 30000
         machine.apply(3, place("p2", "buy"))  # trade 1: fills the first maker (order 1)
