@@ -85,23 +85,36 @@ HEADER = (
 
 
 def _by_class(runs: list[dict[str, Any]]) -> list[str]:
-    """Per fault class and peer count: how often it was applied, the longest stall of writes
-    during it (from its start to 5 s after healing) and the slowest first acknowledgement
-    after healing, over every run."""
+    """Per fault class and peer count: how often it was applied, how soon writes resumed
+    after it started, the longest stall of writes during it (from its start to 5 s after
+    healing) and the slowest first acknowledgement after healing, over every run."""
     found: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
         for fault in run.get("faults", []):
             found.setdefault((fault["fault"], run["peers"]), []).append(fault)
-    lines = ["| fault class | peers | applied | longest stall s (median / worst) "
-             "| first ack after heal s (worst) |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| fault class | peers | applied | writes resumed after s (median / worst) "
+             "| longest stall s (median / worst) | first ack after heal s (worst) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for (fault, peers), faults in sorted(found.items()):
         stalls = sorted(f["longest_stall_s"] for f in faults)
         after = [
             f["next_ack_after_heal_s"] for f in faults if f["next_ack_after_heal_s"] is not None
         ]
-        lines.append(f"| {fault} | {peers} | {len(faults)} | {stalls[len(stalls) // 2]} / "
-                     f"{stalls[-1]} | {max(after, default=0)} |")  # fmt: skip
+        lines.append(f"| {fault} | {peers} | {len(faults)} | {_resumed(faults)} "
+                     f"| {stalls[len(stalls) // 2]} / {stalls[-1]} "
+                     f"| {max(after, default=0)} |")  # fmt: skip
     return lines
+
+
+def _resumed(faults: list[dict[str, Any]]) -> str:
+    """Median and worst time to the first acknowledgement of an order first tried after the
+    fault started; results of runs before this was measured have none."""
+    times = sorted(f["resumed_s"] for f in faults if f.get("resumed_s") is not None)
+    never = sum(1 for f in faults if "resumed_s" in f and f["resumed_s"] is None)
+    if not times:
+        return "-" if not never else f"never ({never})"
+    text = f"{times[len(times) // 2]} / {times[-1]}"
+    return text + (f", never in {never}" if never else "")
 
 
 def _report(runs: list[dict[str, Any]], min_acked: int) -> int:

@@ -193,10 +193,25 @@ class Nemesis:
 
 
 def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each fault: acknowledgements during it, the longest stretch without any (how long
-    writes stalled), and how soon after healing the next one came."""
-    acks = sorted(json.loads(line)["t"] for line in history_file.read_text().splitlines()
-                  if '"type": "ok"' in line)  # fmt: skip
+    """For each fault: acknowledgements during it, how soon writes resumed, the longest
+    stretch without any acknowledgement (how long writes stalled), and how soon after healing
+    the next one came.
+
+    Writes have resumed once an order first tried after the fault started is acknowledged: a
+    leader alive after the fault committed it. An acknowledgement of an earlier attempt
+    proves nothing (its entry may have been committed before the fault). The longest stall
+    runs to 5 s after the heal, so for a kill it also covers the killed peer's restart."""
+    first_tried: dict[tuple[str, str], float] = {}
+    acks: list[tuple[float, float]] = []  # (acknowledged at, first tried at)
+    for line in history_file.read_text().splitlines():
+        event = json.loads(line)
+        key = (event["op"], event.get("cid") or event["id"])
+        if event["type"] == "invoke":
+            first_tried.setdefault(key, event["t"])
+        elif event["type"] == "ok":
+            acks.append((event["t"], first_tried[key]))
+    acks.sort()
+    times = [t for t, _ in acks]
     found = []
     starts: dict[str, float] = {}
     for event in log:
@@ -206,11 +221,13 @@ def _recovery(history_file: Path, log: list[dict[str, Any]]) -> list[dict[str, A
         if event["phase"] != "healed":  # a clock fault's spec, or a fault skipped
             continue
         started, healed = starts[event["fault"]], event["t"]
-        window = [started, *(t for t in acks if started <= t <= healed + 5), healed + 5]
-        after = [t for t in acks if t > healed]
+        window = [started, *(t for t in times if started <= t <= healed + 5), healed + 5]
+        after = [t for t in times if t > healed]
+        resumed = next((t for t, tried in acks if tried > started), None)
         found.append({
             "fault": event["fault"], "peer": event["peer"],
-            "acks_during": sum(1 for t in acks if started <= t <= healed),
+            "acks_during": sum(1 for t in times if started <= t <= healed),
+            "resumed_s": round(resumed - started, 3) if resumed is not None else None,
             "longest_stall_s": round(max(b - a for a, b in itertools.pairwise(window)), 3),
             "next_ack_after_heal_s": round(after[0] - healed, 3) if after else None,
         })  # fmt: skip
