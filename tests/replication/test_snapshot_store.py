@@ -114,6 +114,28 @@ def test_a_corrupt_file_is_reported_and_refused(tmp_path: Path) -> None:
     assert failures and target.snapshot() == before
 
 
+
+def test_any_error_while_installing_is_fatal_not_only_a_refused_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library logs whatever the hook raises and carries on as if the snapshot were
+    installed; an error of the peer's own disk or database must stop it as surely as a
+    refused snapshot does."""
+    machine = loaded_machine(50)
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set()))
+    assert wait_written(store) == _SUCCESS
+    target = OrderStateMachine(Engine())
+
+    def broken_disk(data: bytes, source: object = None) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(target, "install", broken_disk)
+    failures: list[str] = []
+    with pytest.raises(sqlite3.OperationalError):
+        SnapshotStore(store.path, target, failures.append).load(str(store.path))
+    assert len(failures) == 1 and "disk I/O error" in failures[0]
+
 def test_a_snapshot_that_fails_says_why_and_is_not_retried_at_once(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -313,8 +313,8 @@ class History:
             if copy is not None:
                 copy.close()
             if isinstance(exc, sqlite3.Error | MemoryError):
-                # A damaged page past the first: raised as anything but a SnapshotError, the
-                # Raft library would log it and go on as if the snapshot were installed.
+                # A damaged page past the first: said to be the snapshot's fault, not the
+                # peer's own database's (either stops the peer; `SnapshotStore.load`).
                 raise SnapshotError(f"the history's archive copy cannot be read: {exc!r}") from exc
             raise
         if copy is not None and archive is None:  # everything was taken from it

@@ -26,9 +26,9 @@ file exists, so that rename fails inside the library (which it tolerates) and th
 takes the outcome from ``serializeChecker`` instead, which is this module's `check`. The
 test of compaction (tests/replication/test_snapshots.py) fails if that contract changes.
 
-A snapshot that cannot be loaded is fatal for this peer (``on_failure``): the library would
-log the error and carry on as if it had loaded, acknowledging entries to a leader on top of a
-state it does not have.
+A snapshot that cannot be loaded, for whatever reason, is fatal for this peer
+(``on_failure``): the library would log the error and carry on as if it had loaded,
+acknowledging entries to a leader on top of a state it does not have.
 
 A child outlives a kill -9 of its parent, and one that hangs in the interpreter's after-fork
 code (before its own code closes the descriptors it inherited) keeps the peer's listening
@@ -211,11 +211,14 @@ class SnapshotStore:
     def load(self, file_name: str) -> tuple[_Entry, _Entry, set[Node]]:
         """Install the snapshot in ``file_name`` into the state machine and return the
         library's part of it (the ``deserializer`` hook). On any failure ``on_failure`` is
-        called before the error propagates to the library."""
+        called before the error propagates to the library: not only a refused snapshot but
+        also an error of this peer's own disk or database, or a defect, since the library
+        treats them all alike (logged, then on as if installed)."""
         try:
             return self._load(Path(file_name))
-        except (OSError, SnapshotError) as exc:
-            self._on_failure(f"cannot load the snapshot {file_name}: {exc}")
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, SnapshotError) else repr(exc)
+            self._on_failure(f"cannot load the snapshot {file_name}: {reason}")
             raise
 
     def _load(self, path: Path) -> tuple[_Entry, _Entry, set[Node]]:
