@@ -529,3 +529,45 @@ def test_an_order_closed_by_a_trade_not_yet_on_disk_is_not_retired_before_it(
         archive.close()
 
     asyncio.run(scenario())
+
+
+def test_a_machine_sent_back_to_an_older_snapshot_drops_the_trades_it_had_queued(
+    tmp_path: Path,
+) -> None:
+    """A member past a snapshot it is sent goes back to it (`SnapshotStore.load`); its own
+    audit trail lacks nothing, so nothing is adopted. The trades it had queued past the
+    snapshot belong to the state the install replaced: written afterwards, they told the
+    history more trades were archived than the engine holds, and every snapshot taken before
+    the log caught up again was refused by the peers it was sent to."""
+    entries = entries_of(random_commands(12, 3000), 10)
+    half = len(entries) // 2
+
+    async def scenario() -> None:
+        machine, history, audit, archive = machine_with_audit_trail(tmp_path / "a.sqlite3")
+        for index, text in enumerate(entries[:half], start=1):
+            machine.apply(index, text)
+        await audit.flush()
+        older, trades = machine.snapshot(), machine.engine.trade_count
+        for index, text in enumerate(entries[half : half + 30], start=half + 1):
+            machine.apply(index, text)  # past the snapshot; these trades stay queued
+        assert machine.engine.trade_count > trades
+        machine.install(older)
+        await audit.flush()
+        assert history.archived_trade_id <= machine.engine.trade_count == trades
+        joiner, joiner_history, joiner_audit, joiner_archive = machine_with_audit_trail(
+            tmp_path / "j.sqlite3"
+        )
+        joiner.install(machine.snapshot())  # refused: the history held more trades
+        for index, text in enumerate(entries[half:], start=half + 1):
+            machine.apply(index, text)
+            joiner.apply(index, text)
+        await audit.flush()
+        await joiner_audit.flush()
+        assert joiner.engine.digest() == machine.engine.digest()
+        assert reads(joiner_history, joiner) == reads(history, machine)
+        await audit.close()
+        await joiner_audit.close()
+        archive.close()
+        joiner_archive.close()
+
+    asyncio.run(scenario())

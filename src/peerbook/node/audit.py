@@ -104,8 +104,7 @@ class AuditTrail:
         extent_of_copy = archive.extent()  # counted in memory, not through the long log
         with self._db_lock:
             self._installs += 1  # under the lock: `_write` checks it there
-            self._orders, self._trades, self._fills = {}, [], []
-            self._skipped_trade_id = 0
+            self._drop_queue()
             # The copy goes through the write-ahead log. Checkpointing it into the database
             # at once (SQLite does so at a commit that leaves the log long) would hold the
             # event loop for seconds (a million orders: 2.3 s of a join); left to the next
@@ -120,13 +119,19 @@ class AuditTrail:
     def on_installed(self, trades: Iterable[TradeExecuted]) -> None:
         """Queue every order the engine holds in its new state and ``trades`` (after a
         snapshot was installed, when the entries that made them never passed through
-        `on_applied`). Orders queued before are dropped: they are the old state's objects."""
+        `on_applied`). What was queued before is dropped: the old state's objects, and
+        trades that may lie past the installed state (a member past a snapshot goes back to
+        it): written, they would count as archived trades the engine does not hold."""
         self._installs += 1
-        self._orders = {}
+        self._drop_queue()
         for order in self._engine.orders():
             self._orders[order.order_id] = order
         for trade in trades:
             self._queue_trade(trade)
+
+    def _drop_queue(self) -> None:
+        self._orders, self._trades, self._fills = {}, [], []
+        self._skipped_trade_id = 0
 
     def _queue_trade(self, event: TradeExecuted) -> None:
         if event.trade_id <= self._trades_on_disk:
