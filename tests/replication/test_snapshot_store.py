@@ -114,7 +114,6 @@ def test_a_corrupt_file_is_reported_and_refused(tmp_path: Path) -> None:
     assert failures and target.snapshot() == before
 
 
-
 def test_any_error_while_installing_is_fatal_not_only_a_refused_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +134,7 @@ def test_any_error_while_installing_is_fatal_not_only_a_refused_snapshot(
     with pytest.raises(sqlite3.OperationalError):
         SnapshotStore(store.path, target, failures.append).load(str(store.path))
     assert len(failures) == 1 and "disk I/O error" in failures[0]
+
 
 def test_a_snapshot_that_fails_says_why_and_is_not_retried_at_once(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -382,3 +382,31 @@ def test_an_install_abandons_the_snapshot_being_written_of_the_state_it_replaces
     assert follower.applied_index == 200
     assert store.check() == SERIALIZER_STATE.NOT_SERIALIZING  # abandoned, not failed later
     assert not list(tmp_path.glob("raft.snapshot.partial.*"))
+
+
+def test_abandoning_a_snapshot_also_ends_what_its_child_started(tmp_path: Path) -> None:
+    """The child runs a fresh interpreter to read the audit trail's database; left behind by
+    an abandoned snapshot, that reader would go on copying the whole database."""
+    machine = loaded_machine(20)
+    started = tmp_path / "reader.pid"
+
+    def snapshot_with_a_reader() -> bytes:  # runs in the child, as `archive.image` does
+        reader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        started.write_text(str(reader.pid))
+        reader.wait()
+        return b""
+
+    machine.snapshot = snapshot_with_a_reader  # type: ignore[method-assign]
+    store = SnapshotStore(tmp_path / "raft.snapshot", machine, lambda reason: None)
+    store.serialize(str(tmp_path / "t"), ((b"x", 2, 1), (b"y", 1, 1), set[Node]()))
+    deadline = time.monotonic() + 30
+    while not started.exists() or not started.read_text():
+        assert time.monotonic() < deadline, "the child started no reader"
+        time.sleep(0.02)
+    reader = int(started.read_text())
+    assert snapshot_store._start_time(reader) is not None
+    store.close()
+    deadline = time.monotonic() + 10
+    while snapshot_store._start_time(reader) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert snapshot_store._start_time(reader) is None, "the reader outlived its snapshot"

@@ -24,7 +24,7 @@ How the library's hooks are used (pysyncobj 0.3.17, ``serializer.py``): ``serial
 called with a temporary name the library then renames; our hook forks and returns before any
 file exists, so that rename fails inside the library (which it tolerates) and the library
 takes the outcome from ``serializeChecker`` instead, which is this module's `check`. The
-test of compaction (tests/replication/test_snapshots.py) fails if that contract changes.
+test of compaction (tests/node/test_snapshots.py) fails if that contract changes.
 
 A snapshot that cannot be loaded, for whatever reason, is fatal for this peer
 (``on_failure``): the library would log the error and carry on as if it had loaded,
@@ -136,6 +136,8 @@ class SnapshotStore:
         if child == 0:  # pragma: no cover - runs in the child, reported through its exit code
             code = 1
             try:
+                with contextlib.suppress(OSError):  # its own group: `_end` ends what it starts
+                    os.setpgid(0, 0)
                 with contextlib.suppress(ValueError, OSError):  # the event loop's, not ours
                     signal.signal(signal.SIGALRM, signal.SIG_DFL)
                     signal.alarm(CHILD_DEADLINE_S)  # a child that hangs is killed: it failed
@@ -155,6 +157,8 @@ class SnapshotStore:
                     os.write(2, traceback.format_exc().encode(errors="replace"))
             finally:
                 os._exit(code)
+        with contextlib.suppress(OSError):  # also here: the child may not have run yet
+            os.setpgid(child, child)
         self._child = child
         self._started = time.monotonic()
         _record_writer(self.path, child)
@@ -180,6 +184,7 @@ class SnapshotStore:
         _writer_file(self.path).unlink(missing_ok=True)
         partial = self.path.with_name(f"{self.path.name}.partial.{child}")
         if status != 0:
+            _end_group(child)  # a child ended by its alarm leaves what it started
             partial.unlink(missing_ok=True)
             # Not again on the next tick: a snapshot that cannot be written (its reason is in
             # the log) would otherwise fork the peer again and again.
@@ -201,7 +206,8 @@ class SnapshotStore:
 
     @staticmethod
     def _end(child: int) -> int:
-        """Kill ``child`` and reap it; a failed exit status."""
+        """Kill ``child``, and what it started, and reap it; a failed exit status."""
+        _end_group(child)
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
@@ -264,12 +270,22 @@ def end_orphaned_writer(path: Path, timeout_s: float = 5.0) -> None:
         return
     if pid != os.getpid() and _start_time(pid) == started:
         _log.warning("ending snapshot writer %d, left running by this peer's previous run", pid)
+        _end_group(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout_s
         while _start_time(pid) == started and time.monotonic() < deadline:
             time.sleep(0.01)
     record.unlink(missing_ok=True)
+
+
+def _end_group(child: int) -> None:
+    """Kill the process group a snapshot child leads: the child and the reader of the audit
+    trail's database it runs (`peerbook.node.archive.image`), which, left behind, would go on
+    copying the whole database. The group's id stays taken while any member lives, so no
+    other process can have it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child, signal.SIGKILL)
 
 
 def _writer_file(path: Path) -> Path:
