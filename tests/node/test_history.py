@@ -9,6 +9,8 @@ a peer does. Every read must agree between the two, at every window.
 import asyncio
 import base64
 import json
+import sqlite3
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -208,13 +210,21 @@ def test_a_snapshot_with_the_older_history_part_still_installs(
     asyncio.run(install())
 
 
-def _changed_copy(part: dict[str, Any], statement: str, *values: Any) -> None:
-    """Run ``statement`` on the history part's copy of the audit trail."""
+def _changed_copy(part: dict[str, Any], statement: str, *values: Any, then: str = "") -> None:
+    """Run ``statement`` (and ``then``) on the history part's copy of the audit trail, as a
+    file (an in-memory database keeps its page size through a vacuum)."""
     copy = Archive.of_image(base64.b64decode(part["archive"]))
-    copy._db.execute(statement, values)
-    database = bytearray(copy._db.serialize())
+    database = copy._db.serialize()
     copy.close()
-    database[18:20] = b"\x01\x01"
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "copy.sqlite3"
+        path.write_bytes(database)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute(statement, values)
+        if then:
+            db.execute(then)
+        db.close()
+        database = path.read_bytes()
     part["archive"] = base64.b64encode(zlib.compress(database)).decode()
 
 
@@ -571,3 +581,30 @@ def test_a_machine_sent_back_to_an_older_snapshot_drops_the_trades_it_had_queued
         joiner_archive.close()
 
     asyncio.run(scenario())
+
+
+def test_a_copy_with_pages_of_another_size_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    """SQLite's backup cannot copy a database into one of another page size in write-ahead-
+    log mode; found only as the copy was adopted, the engine was already replaced. A peer
+    without an audit trail takes the records from such a copy as from any other."""
+    entries = entries_of(random_commands(4, 600), 10)
+    _, snapshot, keeper = asyncio.run(_archiving(tmp_path / "writer", entries))
+    document = snapshot_document(snapshot)
+    _changed_copy(document["parts"]["history"], "pragma page_size=8192", then="vacuum")
+    data = json.dumps(document).encode()
+
+    async def install() -> None:
+        target, _, audit, archive = machine_with_audit_trail(tmp_path / "target.sqlite3")
+        before = target.snapshot()
+        with pytest.raises(SnapshotError, match="pages of 8192 bytes"):
+            target.install(data)
+        assert target.snapshot() == before
+        await audit.close()
+        archive.close()
+
+    asyncio.run(install())
+    reinstating, _ = machine_with_history()
+    reinstating.install(data)
+    assert reinstating.engine.digest() == keeper.engine.digest()

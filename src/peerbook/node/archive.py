@@ -78,6 +78,10 @@ create index if not exists fills_order on fills (order_id, trade_id);
 """
 _TABLES = ("orders", "trades", "fills")
 _WAL_BYTES_KEPT = 64 * 2**20
+# Every peer's database has pages of this size, whatever its SQLite build's default: a
+# snapshot's copy of one is adopted by SQLite's backup, which cannot copy between page sizes
+# into a database in write-ahead-log mode.
+PAGE_BYTES = 4096
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _ROLLBACK_JOURNAL = b"\x01\x01"
 _SIDES = tuple(Side)
@@ -97,6 +101,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     dropped first), as the writer does before anyone reads."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     if create:
+        db.execute(f"pragma page_size={PAGE_BYTES}")  # for a new database only
         db.execute("pragma journal_mode=wal")
         db.execute("pragma synchronous=normal")
         # The write-ahead log keeps its largest size unless limited: an install's copy of a
@@ -213,6 +218,11 @@ class Archive:
     def extent(self) -> tuple[int, int]:
         """`extent` of this database."""
         return extent(self._db)
+
+    def page_bytes(self) -> int:
+        """The size of this database's pages."""
+        (size,) = self._db.execute("pragma page_size").fetchone()
+        return int(size)
 
     def copy_to(self, db: sqlite3.Connection) -> None:
         """Make the database of connection ``db`` a copy of this one (in one transaction:

@@ -298,6 +298,11 @@ class History:
         try:
             if copy is not None and archive is not None:
                 # The copy becomes this peer's archive: it must hold what the engine retired.
+                if copy.page_bytes() != archive.page_bytes():
+                    raise SnapshotError(
+                        f"the archive copy has pages of {copy.page_bytes()} bytes, this peer's "
+                        f"database {archive.page_bytes()}: it cannot be adopted"
+                    )
                 if copy.lacking(archived, engine.retired_ids()) != []:
                     raise SnapshotError("the archive copy lacks retired orders or old trades")
                 orders = []
