@@ -608,3 +608,24 @@ def test_a_copy_with_pages_of_another_size_is_refused_before_anything_changes(
     reinstating, _ = machine_with_history()
     reinstating.install(data)
     assert reinstating.engine.digest() == keeper.engine.digest()
+
+
+@pytest.mark.parametrize("table", ["orders", "trades"])
+def test_a_copy_with_a_damaged_record_is_refused_where_its_records_are_read(
+    tmp_path: Path, table: str
+) -> None:
+    """A peer without an audit trail (`peerbook replay --snapshot`) takes every record from
+    the copy: one that is not an array is a damaged snapshot, said so."""
+    entries = entries_of(random_commands(4, 600), 10)
+    _, snapshot, _ = asyncio.run(_archiving(tmp_path / "writer", entries))
+    document = snapshot_document(snapshot)
+    _changed_copy(
+        document["parts"]["history"],
+        f"update {table} set record = ? where id = (select min(id) from {table})",
+        "{not json",
+    )
+    target, _ = machine_with_history()
+    before = target.snapshot()
+    with pytest.raises(SnapshotError, match="not an array"):
+        target.install(json.dumps(document).encode())
+    assert target.snapshot() == before

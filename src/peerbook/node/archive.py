@@ -348,7 +348,7 @@ class Archive:
             if next_id is None or order_id > next_id:
                 break
             if order_id == next_id:
-                yield json.loads(record)
+                yield _record(record)
                 next_id = next(wanted, None)
         if next_id is not None:
             raise SnapshotError(f"closed order {next_id} is not in the audit trail")
@@ -364,13 +364,29 @@ class Archive:
         for (record,) in self._db.execute(
             "select record from trades where id <= ? order by id", (upto,)
         ):
-            trade = json.loads(record)
+            trade = _record(record)
             if trade[1] != expected:
                 raise SnapshotError(f"trade {expected} is not in the audit trail")
             expected += 1
             yield trade
         if expected != upto + 1:
             raise SnapshotError(f"trade {expected} is not in the audit trail")
+
+
+def _record(text: object) -> list[Any]:
+    """A row's record, an array of at least an order's or trade's first two fields (what the
+    reader looks at before `decode_order` or the trade checks, which check the rest).
+
+    Raises:
+        SnapshotError: it is not such an array (a damaged copy).
+    """
+    try:
+        record = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        record = None
+    if type(record) is not list or len(record) < 2:
+        raise SnapshotError(f"a record of the archive is not an array: {text!r:.60}")
+    return record
 
 
 def image(path: Path) -> bytes:
