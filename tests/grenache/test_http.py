@@ -250,7 +250,7 @@ def test_empty_lookup_is_never_cached() -> None:
         async with grape() as g:
             link = Link(g.url, lookup_cache_s=60)
             with pytest.raises(LookupEmptyError):
-                await link.lookup("svc")
+                await link.lookup("not-looked-up-before")
             await link.announce("svc", 5001)
             assert await link.lookup("svc") == ["127.0.0.1:5001"]
             await link.close()
@@ -356,5 +356,26 @@ def test_deeply_nested_request_is_answered_400() -> None:
                     assert response.status == 400
                     assert (await response.read()).startswith(b'[null,"ERR_BAD_REQUEST')
             await link.close()
+
+    run(scenario())
+
+
+def test_a_closed_client_makes_no_new_session_for_a_call_that_races_its_close() -> None:
+    """A call after close fails as unsent; made lazily, its session was never closed (a peer
+    leaving in a soak logged "Unclosed client session")."""
+
+    async def scenario() -> None:
+        async with grape() as g:
+            link = Link(g.url)
+            client = RpcClient(link)
+            await link.announce("svc", 1)
+            async with service(link, "svc"):
+                assert await client.request("svc", 1) == {"echo": 1, "key": "svc"}
+                await client.close()
+                with pytest.raises(ConnectFailedError, match="closed"):
+                    await client.send("127.0.0.1:1", "svc", 1)
+            await link.close()
+            with pytest.raises(ConnectFailedError, match="closed"):
+                await link.lookup("not-looked-up-before")
 
     run(scenario())

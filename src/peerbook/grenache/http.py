@@ -23,7 +23,7 @@ from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler, answer
-from peerbook.grenache.transport import listen, new_session, post, read_limited
+from peerbook.grenache.transport import Sessions, listen, post, read_limited
 
 __all__ = ["BODY_BYTES_MAX", "RpcClient", "RpcServer"]
 
@@ -113,8 +113,7 @@ class RpcClient(PeerClient):
     ) -> None:
         super().__init__(link, timeout_s=timeout_s, rng=rng)
         self._reply_bytes_max = reply_bytes_max
-        self._session = session
-        self._own_session = session is None
+        self._sessions = Sessions(session)
 
     async def send(
         self,
@@ -129,12 +128,11 @@ class RpcClient(PeerClient):
         rid = protocol.new_rid()
         body = protocol.pack_body(protocol.encode_request(rid, key, payload), compress)
         headers = {"grc-compress": protocol.compress_header(compress)}
-        if self._session is None:
-            self._session = new_session()
+        session = self._sessions.get()
         timeout = self.timeout_s if timeout_s is None else timeout_s
         url = f"http://{host}:{port}/"
         limit = self._reply_bytes_max
-        reply = await post(self._session, url, body, headers, timeout, limit)
+        reply = await post(session, url, body, headers, timeout, limit)
         if reply.status != 200:
             text = reply.body[:300].decode("utf-8", errors="replace")
             if reply.status in _NO_SERVICE:
@@ -150,6 +148,4 @@ class RpcClient(PeerClient):
         return decoded.data
 
     async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._sessions.close()

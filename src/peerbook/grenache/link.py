@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peerbook.errors import GrenacheError
 from peerbook.grenache import protocol, signing
 from peerbook.grenache.protocol import Json
-from peerbook.grenache.transport import new_session, post
+from peerbook.grenache.transport import Sessions, post
 
 __all__ = ["Link"]
 
@@ -60,17 +60,14 @@ class Link:
         self._lookup_cache_s = lookup_cache_s
         self._announce_interval_s = announce_interval_s
         self._rng = rng or random.Random()
-        self._session = session
-        self._own_session = session is None
+        self._sessions = Sessions(session)
         self._clock = clock
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._announcers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     async def _call(self, verb: str, data: Json) -> tuple[int, bytes]:
-        if self._session is None:
-            self._session = new_session()
         reply = await post(
-            self._session,
+            self._sessions.get(),
             f"{self.grape}/{verb}",
             protocol.encode_grape_request(data),
             _HEADERS,
@@ -220,6 +217,4 @@ class Link:
         """Stop every announcer and close the session if the Link made it."""
         for name, port in list(self._announcers):
             await self.stop_announcing(name, port)
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._sessions.close()

@@ -24,6 +24,7 @@ from peerbook.errors import (
 __all__ = [
     "IDLE_KEEPALIVE_S",
     "HttpReply",
+    "Sessions",
     "listen",
     "new_session",
     "post",
@@ -62,6 +63,37 @@ def new_session(connections_max: int = 256) -> aiohttp.ClientSession:
         limit=connections_max, keepalive_timeout=IDLE_KEEPALIVE_S, enable_cleanup_closed=True
     )
     return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+class Sessions:
+    """The client session of one Grenache client: the caller's, or one made on first use and
+    closed with the client. Once closed it makes no other, so a call that races the client's
+    close fails as unsent instead of leaving a session nobody closes (a soak saw one left by
+    a peer that was leaving)."""
+
+    def __init__(self, lent: aiohttp.ClientSession | None) -> None:
+        self._session = lent
+        self._own = lent is None
+        self._closed = False
+
+    def get(self) -> aiohttp.ClientSession:
+        """The session to call with.
+
+        Raises:
+            ConnectFailedError: the client is closed.
+        """
+        if self._closed:
+            raise ConnectFailedError("this Grenache client is closed")
+        if self._session is None:
+            self._session = new_session()
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if it was made here; make none after."""
+        self._closed = True
+        session, self._session = self._session, None
+        if self._own and session is not None:
+            await session.close()
 
 
 async def post(

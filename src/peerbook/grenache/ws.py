@@ -34,7 +34,7 @@ from peerbook.grenache.client import PeerClient
 from peerbook.grenache.link import Link
 from peerbook.grenache.protocol import Json
 from peerbook.grenache.service import Handler, answer
-from peerbook.grenache.transport import listen, new_session, ws_connect
+from peerbook.grenache.transport import Sessions, listen, ws_connect
 
 __all__ = [
     "DRAIN_TIMEOUT_S",
@@ -275,8 +275,7 @@ class WsRpcClient(PeerClient):
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         super().__init__(link, timeout_s=timeout_s, rng=rng)
-        self._session = session
-        self._own_session = session is None
+        self._sessions = Sessions(session)
         self._connections: dict[str, _Connection] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._dropped: set[asyncio.Task[None]] = set()  # readers of dropped connections
@@ -289,10 +288,8 @@ class WsRpcClient(PeerClient):
             connection = self._connections.get(peer)
             if connection is None or not connection.usable:
                 host, port = protocol.parse_peer(peer)
-                if self._session is None:
-                    self._session = new_session()
                 url = f"ws://{host}:{port}/ws"
-                socket = await ws_connect(self._session, url, timeout_s, MESSAGE_BYTES_MAX)
+                socket = await ws_connect(self._sessions.get(), url, timeout_s, MESSAGE_BYTES_MAX)
                 connection = self._connections[peer] = _Connection(socket)
             return connection
 
@@ -352,9 +349,7 @@ class WsRpcClient(PeerClient):
             await _close(connection.socket)
             await asyncio.gather(connection.reader, return_exceptions=True)
         await asyncio.gather(*self._dropped, return_exceptions=True)
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._sessions.close()
 
 
 class Subscriber:
@@ -387,8 +382,7 @@ class Subscriber:
         self._refresh_s = refresh_s
         self._connect_timeout_s = connect_timeout_s
         self._rng = rng or random.Random()
-        self._session = session
-        self._own_session = session is None
+        self._sessions = Sessions(session)
         self._queue: asyncio.Queue[str | bytes] = asyncio.Queue(queue_max)
         self._connected: dict[str, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -445,11 +439,9 @@ class Subscriber:
     async def _listen(self, peer: str) -> None:
         try:
             host, port = protocol.parse_peer(peer)
-            if self._session is None:
-                self._session = new_session()
             url = f"ws://{host}:{port}/ws"
             socket = await ws_connect(
-                self._session, url, self._connect_timeout_s, MESSAGE_BYTES_MAX
+                self._sessions.get(), url, self._connect_timeout_s, MESSAGE_BYTES_MAX
             )
             self.connections += 1
             async with socket:
@@ -476,6 +468,4 @@ class Subscriber:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runner = None
         self._connected.clear()
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._sessions.close()
