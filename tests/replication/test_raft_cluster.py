@@ -210,3 +210,43 @@ def test_a_member_cut_off_from_the_majority_refuses_writes_within_seconds() -> N
             await cluster.stop()
 
     run(scenario())
+
+
+def test_a_member_whose_apply_fails_partway_stops_instead_of_skipping_the_entry() -> None:
+    """The state machine turns every bad command into an outcome; what still raises is the
+    peer's own failure (its disk, its database) partway through an entry, with part of it
+    applied. The library applies the entry again on the next tick, which the machine skips
+    as done: the replica went on without the rest of it, its digest silently apart from the
+    others'. It must stop instead, apply nothing more, and refuse proposals at once."""
+
+    async def scenario() -> None:
+        cluster = InProcessCluster(3)
+        await cluster.start()
+        try:
+            leader = cluster.leader_index()
+            assert leader is not None
+            victim = next(i for i in range(3) if i != leader)
+            broken, machine = cluster.logs[victim], cluster.machines[victim]
+            failing_at = machine.applied_index + 5
+
+            def broken_disk(entry: Any, outcomes: Any) -> None:
+                if machine.applied_index == failing_at:
+                    raise OSError(28, "No space left on device")
+
+            machine.listeners.append(broken_disk)
+            batcher = Batcher("p", cluster.logs[leader].propose)
+            rng = random.Random(3)
+            for i in range(15):  # one entry each
+                await submit(batcher, "p", order(rng, i))
+            async with asyncio.timeout(10):
+                await broken.failed.wait()
+            assert "No space left on device" in (broken.failure or "")
+            with pytest.raises(ReplicationError, match="stopped"):
+                await broken.propose("[]")
+            await asyncio.sleep(0.5)  # more ticks: nothing more is applied there
+            assert machine.applied_index == failing_at
+            assert cluster.machines[leader].applied_index >= failing_at + 10
+        finally:
+            await cluster.stop()
+
+    run(scenario())

@@ -36,7 +36,7 @@ Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,16 +76,36 @@ _NOT_APPLIED = {
 class _Member(SyncObj):  # type: ignore[misc]
     """The library's view of one member: a single replicated method."""
 
-    def __init__(self, machine: OrderStateMachine, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        machine: OrderStateMachine,
+        on_failure: Callable[[str], None],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
         self._machine = machine
+        self._on_failure = on_failure
+        self._broken = False
         super().__init__(*args, **kwargs)
 
     @replicated  # type: ignore[untyped-decorator]
     def apply_entry(self, text: str) -> list[Outcome]:
-        # Called on the tick thread for each committed entry, in log order, with
-        # raftLastApplied still at the previous index. Never raises: the state machine is
-        # total, and an exception here would be retried forever (research note, 3.5).
-        return self._machine.apply(self.raftLastApplied + 1, text)
+        # Called in the tick for each committed entry, in log order, with raftLastApplied
+        # still at the previous index. The state machine is total: a command it cannot carry
+        # out is an outcome, not an exception. What still raises is this peer's own failure
+        # (its disk, its database, a defect) partway through an entry, which leaves part of
+        # it applied: the library would apply the entry again on the next tick, which the
+        # machine skips as done, and this replica would go on without the rest of it. So the
+        # member stops, and no later entry is applied (the tick ends it; `_tick_forever`).
+        index = self.raftLastApplied + 1
+        if self._broken:
+            raise ReplicationError(f"entry {index} not applied: an earlier entry failed")
+        try:
+            return self._machine.apply(index, text)
+        except Exception as exc:
+            self._broken = True
+            self._on_failure(f"entry {index} could not be applied: {exc!r}")
+            raise
 
 
 class RaftLog:
@@ -181,6 +201,7 @@ class RaftLog:
         self.replica = replica
         self._member = _Member(
             self.machine,
+            self._fail,
             None if replica else Node(self.address),
             [Node(p) for p in partners if p != self.address],
             self._conf,
@@ -263,6 +284,8 @@ class RaftLog:
             UnknownOutcomeError: the entry may or may not have been applied (leader change,
                 or no answer within ``propose_timeout_s``).
         """
+        if self.failed.is_set():
+            raise ReplicationError(f"this member has stopped: {self.failure}")
         if not self.has_quorum:
             raise ReplicationError("this member does not reach a majority of the cluster")
         future: asyncio.Future[list[Outcome]] = self._loop.create_future()
