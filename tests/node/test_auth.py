@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from peerbook.node.auth import NONCE_WINDOW_S, AuthenticationFailed, Authenticator, sign
+from peerbook.node.auth import (
+    NONCE_WINDOW_S,
+    AuthenticationFailed,
+    Authenticator,
+    NonceNotRecorded,
+    sign,
+)
 from peerbook.node.datadir import Credentials
 
 CREDENTIALS = Credentials("key", "secret")
@@ -49,3 +55,41 @@ def test_nonces_are_forgotten_two_windows_after_their_time_and_not_before(
     clock.now_us += 2 * WINDOW_US + 1
     accept(auth, clock.now_us)
     assert auth.nonces_in_memory == 1  # every earlier one is past two windows
+
+
+class FullDisk:
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_nonce_the_disk_cannot_take_is_refused_unspent_and_the_file_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of disk, a write is refused as not applied and its nonce is not spent; a
+    compaction that cannot rewrite the file leaves the old one in use (it had closed the
+    file and left it closed, and every later write failed)."""
+    clock = Clock()
+    auth = Authenticator(CREDENTIALS, tmp_path / "nonces", clock_us=clock)
+    real = auth._file
+    auth._file = FullDisk()  # type: ignore[assignment]
+    with pytest.raises(NonceNotRecorded, match="No space left"):
+        accept(auth, clock.now_us)
+    auth._file = real
+    accept(auth, clock.now_us)  # the same nonce: it was not spent
+    with pytest.raises(AuthenticationFailed, match="already used"):
+        accept(auth, clock.now_us)
+
+    def no_room() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(auth, "_rewrite", no_room)
+    auth._compact_at = auth._appended + 1
+    for step in range(1, 4):  # the first one compacts, and fails to
+        accept(auth, clock.now_us + step)
+    restarted = Authenticator(CREDENTIALS, tmp_path / "nonces", clock_us=clock)
+    for step in range(4):
+        with pytest.raises(AuthenticationFailed, match="already used"):
+            accept(restarted, clock.now_us + step)

@@ -28,7 +28,7 @@ from peerbook.engine import (
 from peerbook.engine.engine import QUANTITY_MAX
 from peerbook.errors import ReplicationError, RpcError, UnknownOutcomeError
 from peerbook.grenache.protocol import Json
-from peerbook.node.auth import AuthenticationFailed, Authenticator
+from peerbook.node.auth import AuthenticationFailed, Authenticator, NonceNotRecorded
 from peerbook.node.history import Fill, History
 from peerbook.node.metrics import PeerMetrics
 from peerbook.replication import Outcome
@@ -193,6 +193,8 @@ class ApiService:
                 self._auth.check(action, args, payload.get("auth"))
             except AuthenticationFailed as exc:
                 raise _fail(f"AuthenticationError: {exc}") from exc
+            except NonceNotRecorded as exc:
+                raise _fail(f"ExchangeNotAvailable: {exc}; nothing was applied") from exc
             if action == "createOrder":
                 return await self._create_order(args)
             return await self._cancel_order(args)

@@ -15,6 +15,7 @@ when the file was rewritten, every 100,000 nonces: a heap probe under load found
 the largest thing growing in a peer.)
 """
 
+import contextlib
 import hashlib
 import heapq
 import hmac
@@ -22,7 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from peerbook.node.datadir import Credentials
 
@@ -37,6 +38,11 @@ _COMPACT_EVERY = 100_000
 
 class AuthenticationFailed(Exception):
     """The write is not authenticated; the message says why (without revealing secrets)."""
+
+
+class NonceNotRecorded(Exception):
+    """The nonce file could not be written (this peer's disk): the write is refused, since a
+    nonce that a restart forgets could be replayed, and nothing is applied."""
 
 
 def canonical(args: Any) -> str:
@@ -78,7 +84,7 @@ class Authenticator:
         self._appended = 0  # lines written to the file since it was last rewritten
         self._compact_at = _COMPACT_EVERY
         self._load()
-        self._file = nonce_file.open("a", encoding="ascii")
+        self._file: TextIO | None = nonce_file.open("a", encoding="ascii")
 
     def _load(self) -> None:
         if not self._path.exists():
@@ -137,21 +143,43 @@ class Authenticator:
         return len(self._used)
 
     def _remember(self, nonce: int, now: int) -> None:
+        """Record ``nonce``: on disk first, so that a nonce refused for want of disk is not
+        held as used either.
+
+        Raises:
+            NonceNotRecorded: the nonce file cannot be written.
+        """
+        try:
+            if self._file is None:  # a compaction closed it and could not open it again
+                self._file = self._path.open("a", encoding="ascii")
+            self._file.write(f"{nonce}\n")
+            self._file.flush()
+        except OSError as exc:
+            raise NonceNotRecorded(f"this peer cannot record the nonce: {exc}") from exc
         self._used[nonce] = None
         heapq.heappush(self._expiry, nonce)
         oldest = now - _KEEP_US
         while self._expiry[0] < oldest:
             del self._used[heapq.heappop(self._expiry)]
-        self._file.write(f"{nonce}\n")
-        self._file.flush()
         self._appended += 1
         if self._appended >= self._compact_at:
             self._appended = len(self._used)
             self._compact_at = max(_COMPACT_EVERY, 2 * len(self._used))
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the file with only the nonces still kept. A failure leaves the old file,
+        which still holds every nonce (it is replaced only once the new one is written), and
+        the next nonce opens it again."""
+        if self._file is not None:
             self._file.close()
+            self._file = None
+        with contextlib.suppress(OSError):
             self._rewrite()
+        with contextlib.suppress(OSError):
             self._file = self._path.open("a", encoding="ascii")
 
     def close(self) -> None:
         """Close the nonce file."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
