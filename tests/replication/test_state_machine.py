@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peerbook.engine import Engine, OrderAccepted, TradeExecuted
-from peerbook.errors import SnapshotError
+from peerbook.errors import SnapshotError, UnknownOutcomeError
 from peerbook.replay import replay
 from peerbook.replication import Batcher, OrderStateMachine, Outcome, decode_entry, encode_entry
 from peerbook.replication.state_machine import snapshot_document
@@ -278,6 +278,24 @@ def test_proposal_failure_reaches_every_caller_of_the_batch() -> None:
             return_exceptions=True,
         )
         assert all(isinstance(r, TimeoutError) for r in results)
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_entry_applied_without_its_outcomes_leaves_its_callers_outcome_unknown() -> None:
+    """The index applied as something else (another term's entry there, or an install
+    passed over it): the callers cannot know whether their commands were applied, which is
+    what `UnknownOutcomeError` tells a client (query by clientOrderId), not an internal
+    error."""
+
+    async def applied_as_another(text: str) -> list[Outcome]:
+        return []
+
+    async def scenario() -> None:
+        batcher = Batcher("p1", applied_as_another, linger_s=0.001)
+        with pytest.raises(UnknownOutcomeError, match="applied with 0 outcomes"):
+            await batcher.submit("createOrder", "p1", order_args(1))
         await batcher.close()
 
     asyncio.run(scenario())

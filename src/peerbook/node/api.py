@@ -265,8 +265,13 @@ class ApiService:
     # -- reads -----------------------------------------------------------------------------
 
     def _order_json(self, order_id: int) -> Json:
+        """The order a write just applied, as the reply to that write."""
         order = self._history.order(order_id)
-        assert order is not None
+        if order is None:  # this peer's state went back (an older snapshot) meanwhile
+            raise _fail(
+                f"RequestTimeout: order {order_id} was applied but is not held here now; "
+                "query the order by its clientOrderId before retrying"
+            )
         return self._view(order)
 
     def _view(self, order: Order) -> dict[str, Any]:

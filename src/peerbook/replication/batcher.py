@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from peerbook.errors import UnknownOutcomeError
 from peerbook.replication.entries import ENTRY_BYTES_MAX, encode_entry
 from peerbook.replication.state_machine import Outcome
 
@@ -139,7 +140,9 @@ class Batcher:
         try:
             outcomes = await self._propose(encode_entry(self._proposer, commands))
             if len(outcomes) != len(futures):
-                raise RuntimeError(
+                # Applied here as something else (another term's entry at this index, or
+                # passed over by a snapshot install): whether these commands were is unknown.
+                raise UnknownOutcomeError(
                     f"entry of {len(futures)} commands applied with {len(outcomes)} outcomes"
                 )
         except Exception as exc:
