@@ -543,6 +543,41 @@ def test_python_rpc_client_calls_node_rpc_servers(grapes: list[str]) -> None:
 # ------------------------------------------------------------------ 5. WebSocket RPC
 
 
+def test_node_http_and_websocket_clients_reach_one_server_under_one_name(
+    grapes: list[str],
+) -> None:
+    """A peer's RPC names answer both transports on one port: the HTTP server hands
+    WebSocket upgrades to a WebSocket server (a grenache-nodejs-ws client connects to
+    ws://HOST:PORT/ws of whatever the name is announced on)."""
+    name = unique("both")
+
+    async def main() -> None:
+        seen: Seen = []
+        websocket = WsRpcServer(echo_handler("PB", seen))
+        server = RpcServer(echo_handler("PB", seen), upgrade=websocket.upgrade)
+        link, observer = Link(grapes[0]), Link(grapes[1])
+        try:
+            await server.start()
+            await link.start_announcing(name, server.port)
+            await wait_for_peers(observer, name, 1)
+            over_http, over_ws = await asyncio.gather(
+                node_script("rpc_client.js", "--grape", grapes[1], "--timeout", "5000",
+                            "request", name, json.dumps(PAYLOAD)),
+                node_script("ws_client.js", "--grape", grapes[1], "--timeout", "5000",
+                            "--count", "2", "request", name, json.dumps(PAYLOAD)),
+            )  # fmt: skip
+            assert [r["echo"] for r in replies(over_http)] == [PAYLOAD]
+            assert [r["echo"] for r in replies(over_ws)] == [PAYLOAD, PAYLOAD]
+            assert len(seen) == 3
+        finally:
+            await link.close()
+            await observer.close()
+            await websocket.stop()
+            await server.stop()
+
+    run(main(), 30.0)
+
+
 def test_ws_rpc_python_client_to_node_server_and_node_client_to_python_server(
     grapes: list[str],
 ) -> None:

@@ -283,6 +283,11 @@ def test_the_api_over_websocket(cluster: Cluster) -> None:
             status = await client.request(
                 "peerbook:main:peer:p3:ws", {"action": "fetchStatus", "args": []}
             )
+            # The contract's names answer WebSocket clients too (on the HTTP API's port).
+            same = await client.request(
+                "peerbook:main:peer:p3", {"action": "fetchStatus", "args": []}
+            )
+            assert isinstance(same, dict) and same["info"]["peer"] == "p3"
             try:
                 await client.request(
                     "peerbook:main:rpc:ws", {"action": "fetchOrderBook", "args": ["X/Y"]}

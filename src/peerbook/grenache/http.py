@@ -13,6 +13,7 @@ request is not written onto a connection the server is closing. Peer choice, `re
 """
 
 import random
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +33,10 @@ BODY_BYTES_MAX = 64 * 1024
 _NO_SERVICE = (404, 405)  # what an HTTP server that is no Grenache service answers a POST
 
 
+Upgrade = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""Serves a WebSocket upgrade request (`WsRpcServer.upgrade`)."""
+
+
 class RpcServer:
     """Serves Grenache RPC requests over HTTP.
 
@@ -39,6 +44,10 @@ class RpcServer:
         handler: called once per request with the service key and payload.
         host, port: where to listen; port 0 picks a free one (see `port` after `start`).
         body_bytes_max: requests above this, raw or inflated, are refused unparsed (413).
+        upgrade: serves the WebSocket upgrade requests that come to this port, so that one
+            announced name answers both transports: a grenache-nodejs-ws client looking up
+            an HTTP server's name connects to ``ws://HOST:PORT/ws`` (refused with HTTP 400
+            without it, which that client does not survive).
     """
 
     def __init__(
@@ -48,11 +57,13 @@ class RpcServer:
         host: str = "127.0.0.1",
         port: int = 0,
         body_bytes_max: int = BODY_BYTES_MAX,
+        upgrade: Upgrade | None = None,
     ) -> None:
         self._handler = handler
         self.host = host
         self.port = port
         self._body_bytes_max = body_bytes_max
+        self._upgrade = upgrade
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -67,7 +78,13 @@ class RpcServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _serve(self, request: web.Request) -> web.Response:
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if (
+            self._upgrade is not None
+            and request.method == "GET"
+            and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            return await self._upgrade(request)
         compressed = protocol.wants_gzip(request.headers.get("grc-compress"))
         status, body = await self._answer(request, compressed)
         # Only a 200 reply is gzipped: Node clients decompress nothing else, and must be able

@@ -77,7 +77,7 @@ class _WsServer:
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the port is taken."""
         app = web.Application()
-        app.router.add_route("GET", "/{path:.*}", self._upgrade)
+        app.router.add_route("GET", "/{path:.*}", self.upgrade)
         self._runner, self.port = await listen(app, self.host, self.port)
 
     async def stop(self) -> None:
@@ -87,7 +87,9 @@ class _WsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _upgrade(self, request: web.Request) -> web.StreamResponse:
+    async def upgrade(self, request: web.Request) -> web.StreamResponse:
+        """Serve ``request``'s WebSocket, on this server's port or on another server's (an
+        HTTP RPC server hands it the upgrades it gets); `stop` closes it either way."""
         socket = web.WebSocketResponse(
             compress=False, max_msg_size=self._message_bytes_max, heartbeat=self._heartbeat_s
         )

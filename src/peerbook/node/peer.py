@@ -280,7 +280,17 @@ class Peer:
         host, port = identity.raft.rsplit(":", 1)
         self._raft_server = raft_server(self._raft_handler(endpoint), host=host, port=int(port))
         await self._raft_server.start()
-        self.api_server = RpcServer(self._api_handler, host=config.host, port=config.rpc_port)
+        self.ws_server = WsRpcServer(
+            self._api_handler, host=config.host, message_bytes_max=BODY_BYTES_MAX
+        )
+        # Also the WebSocket API on the HTTP API's port, so that the contract's names answer
+        # a WebSocket client as well (its own port keeps the names ending in ``:ws``).
+        self.api_server = RpcServer(
+            self._api_handler,
+            host=config.host,
+            port=config.rpc_port,
+            upgrade=self.ws_server.upgrade,
+        )
         await self.api_server.start()
         raft = await self._join_or_recover(first_start, secret, endpoint)
         await self._serve(raft, secret, first_start)
@@ -372,9 +382,7 @@ class Peer:
         self._tasks.append(asyncio.create_task(self._release_memory()))
         if identity.replica:
             self._tasks.append(asyncio.create_task(self._take_a_free_seat(secret)))
-        self.ws_server = WsRpcServer(
-            self._api_handler, host=config.host, message_bytes_max=BODY_BYTES_MAX
-        )
+        assert self.ws_server is not None
         await self.ws_server.start()
         # A restart serves even if its grape is down or slow: its members are known, and its
         # services show up once the grape answers (a first start must reach the grape).
@@ -547,10 +555,10 @@ class Peer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
         yield "the announcements", self._link.close
+        if self.ws_server is not None:  # first: it closes the sockets on both ports
+            yield "the WebSocket API", self.ws_server.stop
         if self.api_server is not None:
             yield "the HTTP API", self.api_server.stop
-        if self.ws_server is not None:
-            yield "the WebSocket API", self.ws_server.stop
         if self._batcher is not None:
             yield "the writes in flight", self._batcher.close
         yield "the background tasks", tasks
