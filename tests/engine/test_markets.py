@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 from peerbook.engine.markets import DECIMAL_CHARACTERS_MAX, Increment, format_scaled, parse_decimal
 
 # The definition of a plain decimal, written as the regular expression it is: an optional
-# minus, digits, and optionally a point followed by digits. Digits are Unicode decimal digits
-# (\d), which is what `int` reads; the parser must accept exactly these strings.
-_PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+# minus, digits, and optionally a point followed by digits. Digits are ASCII only (`int`
+# would also read other scripts' decimal digits, such as U+0663 or U+FF11); the parser must
+# accept exactly these strings.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
-_decimal_like = st.text(alphabet="0123456789.-+e \u0663\u00b2", max_size=12)
+_decimal_like = st.text(alphabet="0123456789.-+e \u0663\u00b2\uff11", max_size=12)
 
 
 @given(st.one_of(_decimal_like, st.text(max_size=45)))
@@ -45,6 +46,8 @@ def test_increment_counts_whole_multiples_only() -> None:
     assert count("1.50") == 6
     assert count("0.3") is None
     assert count("1e2") is None
+    assert parse_decimal("\u0661\u0660\u0660") is None  # Arabic-Indic 100
+    assert parse_decimal("\uff11") is None  # fullwidth 1
     assert parse_decimal("1" * DECIMAL_CHARACTERS_MAX) is not None
     assert parse_decimal("1" * (DECIMAL_CHARACTERS_MAX + 1)) is None
     parsed = parse_decimal("2.000")

@@ -28,14 +28,17 @@ def parse_decimal(text: str) -> tuple[int, int] | None:
 
     Returns:
         ``(value, scale)`` with ``text == value * 10**-scale``, or None if ``text`` is not a
-        plain decimal (an exponent, a sign other than a leading ``-``, spaces, ``"."`` alone)
-        or is longer than `DECIMAL_CHARACTERS_MAX` characters.
+        plain decimal of ASCII digits (an exponent, a sign other than a leading ``-``, spaces,
+        ``"."`` alone, another script's digits) or is longer than `DECIMAL_CHARACTERS_MAX`
+        characters.
     """
-    if len(text) > DECIMAL_CHARACTERS_MAX:
+    # ASCII digits only: int would also read other scripts' digits (Arabic-Indic, fullwidth), and a
+    # price or amount a client did not write in plain ASCII is refused, not reinterpreted.
+    if len(text) > DECIMAL_CHARACTERS_MAX or not text.isascii():
         return None
     negative = text.startswith("-")
     whole, point, fraction = (text[1:] if negative else text).partition(".")
-    # isdecimal is exactly the regular expression \d (Unicode category Nd), which int reads.
+    # For ASCII text, isdecimal is exactly [0-9].
     if not whole.isdecimal() or (point and not fraction.isdecimal()):
         return None
     value = int(whole + fraction)
