@@ -70,7 +70,10 @@ def _call(client: Client, args: argparse.Namespace) -> Any:
     if command == "trades":
         return client.fetch_trades(args.symbol, None, args.limit)
     if command == "status":
-        return client.fetch_status() if client.peer is not None else client.fetch_statuses()
+        # --json prints the raw result of fetchStatus, from the addressed peer or any peer;
+        # the table shows every peer when none is addressed.
+        every = client.peer is None and not args.json
+        return client.fetch_statuses() if every else client.fetch_status()
     if command == "markets":
         return client.fetch_markets()
     raise AssertionError(f"unhandled command {command}")
@@ -87,7 +90,7 @@ def run_client_command(args: argparse.Namespace) -> int:
         print(f"peerbook {args.command}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result))  # one line: the raw result, as the contract says
     else:
         _print_human(args.command, result)
     return 0
