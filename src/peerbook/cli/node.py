@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbook.errors import PeerbookError
+from peerbook.node.datadir import DataDir
 from peerbook.node.peer import DEFAULT_SNAPSHOT_ENTRIES, PeerConfig, PeerFailed, run_peer
 
 __all__ = ["run_node"]
@@ -37,6 +38,21 @@ class _JsonLines(logging.Formatter):
         return json.dumps(document)
 
 
+def _network(args: argparse.Namespace) -> str:
+    """``--network``; else the network of the peer whose data directory this is, so that a
+    restart recovers it with the same command line as its first start; else ``main``."""
+    if args.network:
+        return str(args.network)
+    directory = Path(args.data_dir)
+    if not (directory / "peer.json").exists():
+        return "main"
+    try:
+        known = DataDir(directory).identity()
+    except (OSError, ValueError):
+        known = None  # the peer says what is wrong with the directory as it starts
+    return known.network if known is not None else "main"
+
+
 def run_node(args: argparse.Namespace) -> int:
     """Run a peer; 0 after a graceful stop, 1 if it stopped on its own because its state
     cannot be trusted, 2 if it could not start."""
@@ -58,7 +74,7 @@ def run_node(args: argparse.Namespace) -> int:
     config = PeerConfig(
         grape=args.grape,
         data_dir=Path(args.data_dir),
-        network=args.network or "main",
+        network=_network(args),
         host=args.host,
         rpc_port=args.rpc_port,
         bootstrap=args.bootstrap,

@@ -594,14 +594,22 @@ async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) 
         PeerFailed: the peer stopped serving on its own (after stopping what it ran).
     """
     peer = Peer(config)
+    # Before anything starts: a SIGTERM right after the ready line (or during a long join)
+    # is a graceful stop too, never the default action's death.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await peer.start()
+        starting = asyncio.create_task(peer.start())
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        starting.result()  # a failed start raises here
         ready(peer.ready_line())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        stopped = asyncio.create_task(stop.wait())
         left = asyncio.create_task(peer.stopping.wait())
         failed = asyncio.create_task(peer.failed())
         await asyncio.wait((stopped, left, failed), return_when=asyncio.FIRST_COMPLETED)
@@ -610,4 +618,5 @@ async def run_peer(config: PeerConfig, ready: Callable[[dict[str, Any]], None]) 
         if failed.done() and not failed.cancelled():
             raise PeerFailed(failed.result())
     finally:
+        stopped.cancel()
         await peer.stop()
