@@ -59,7 +59,7 @@ def test_po_time_in_force_means_post_only_gtc() -> None:
         (("BTC/USD", "limit", "buy", "1", "1", {"postOnly": "yes"}),
          "BadRequest: postOnly 'yes' is not a boolean"),
         (("BTC/USD", "limit", "buy", "1", "1", {"timeInForce": "PO", "postOnly": False}),
-         "BadRequest: timeInForce PO contradicts postOnly false"),
+         "InvalidOrder: timeInForce PO contradicts postOnly false"),
         (("BTC/USD", "limit", "buy", "1", "1", {"clientOrderId": ""}),
          "BadRequest: clientOrderId '' is not a string of 1 to 64 characters"),
         (("BTC/USD", "limit", "buy", "1." + "0" * 5000, "1"),

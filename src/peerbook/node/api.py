@@ -165,12 +165,23 @@ class ApiService:
         try:
             reply = await self._answer(payload)
         except RpcError as exc:
-            if self._metrics is not None:
-                self._metrics.requests.labels(label, str(exc).partition(":")[0]).inc()
+            self._count(label, exc)
             raise
+        except Exception as exc:  # a defect: still a contract error, starting with a class
+            _log.exception("%s failed", label)
+            error = _fail(
+                f"ExchangeError: this peer failed to handle the request ({type(exc).__name__}; "
+                "its log says where)"
+            )
+            self._count(label, error)
+            raise error from exc
         if self._metrics is not None:
             self._metrics.requests.labels(label, "ok").inc()
         return reply
+
+    def _count(self, label: str, error: RpcError) -> None:
+        if self._metrics is not None:
+            self._metrics.requests.labels(label, str(error).partition(":")[0]).inc()
 
     async def _answer(self, payload: Json) -> Json:
         if not isinstance(payload, dict):

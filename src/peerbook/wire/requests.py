@@ -142,7 +142,7 @@ def _decode_create(
         if not isinstance(flag, bool):
             raise _Refused(ErrorClass.BAD_REQUEST, f"postOnly {flag!r} is not a boolean")
         if post_only and not flag:  # timeInForce PO says the opposite
-            raise _Refused(ErrorClass.BAD_REQUEST, "timeInForce PO contradicts postOnly false")
+            raise _Refused(ErrorClass.INVALID_ORDER, "timeInForce PO contradicts postOnly false")
         post_only = flag
     _check_order_options(order_type, price, time_in_force, post_only)
     return PlaceOrder(
