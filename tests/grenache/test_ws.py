@@ -291,7 +291,10 @@ def test_subscriber_backs_off_while_its_publisher_is_gone() -> None:
 
 
 def test_a_stopping_ws_server_answers_the_requests_it_is_handling() -> None:
+    handling = asyncio.Event()
+
     async def slow(key: str, payload: Json) -> Json:
+        handling.set()
         await asyncio.sleep(0.5)
         return {"done": payload}
 
@@ -302,7 +305,8 @@ def test_a_stopping_ws_server_answers_the_requests_it_is_handling() -> None:
         try:
             address = f"127.0.0.1:{server.port}"
             request = asyncio.ensure_future(client.send(address, "svc", 1, timeout_s=5))
-            await asyncio.sleep(0.1)  # the handler is running
+            async with asyncio.timeout(5):  # the handler is running (not a guess of 0.1 s)
+                await handling.wait()
             await server.stop()  # waits for it, then closes
             assert await request == {"done": 1}
         finally:
