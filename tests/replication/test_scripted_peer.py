@@ -412,3 +412,37 @@ def test_a_member_ahead_of_a_live_leader_stands_without_asking() -> None:
             assert peer._queue("pre_vote").empty()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_follower_handles_append_entries_on_arrival_and_a_snapshot_chunk_at_its_tick() -> None:
+    """An ``append_entries`` is handed to the library as it arrives (a commit waits for no
+    follower tick); a snapshot chunk waits for the tick (installing can outlast the sender's
+    reply timeout), and what arrives after it waits behind it, in order."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (follower, leader):
+            log = follower._member._SyncObj__raftLog
+            assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 0) == 3
+            leader.send(
+                {"type": "append_entries", "term": TERM, "commit_index": 0,
+                 "prevLogIdx": 2, "prevLogTerm": TERM, "entries": entries(TERM, start=3)}
+            )  # fmt: skip
+            assert len(log) == 3  # no await since it was sent: no tick ran in between
+            assert (await leader.next("next_node_idx"))["next_node_idx"] == 4
+            chunk = (b"the first of several chunks", True, False)
+            leader.send(
+                {"type": "append_entries", "term": TERM + 1, "commit_index": 0,
+                 "serialized": chunk}
+            )  # fmt: skip
+            leader.send(
+                {"type": "append_entries", "term": TERM + 1, "commit_index": 0,
+                 "prevLogIdx": 3, "prevLogTerm": TERM, "entries": entries(TERM + 1, start=4)}
+            )  # fmt: skip
+            assert len(log) == 3 and follower._member.raftCurrentTerm == TERM  # both wait
+            async with asyncio.timeout(5):  # the tick hands both over, the chunk first
+                while len(log) < 4:
+                    await asyncio.sleep(0.001)
+            assert follower._member.raftCurrentTerm == TERM + 1
+            assert [entry[2] for entry in log][-1] == TERM + 1
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -290,8 +290,8 @@ class RaftLog:
             raise ReplicationError("this member does not reach a majority of the cluster")
         future: asyncio.Future[list[Outcome]] = self._loop.create_future()
 
-        def settle(result: Any, error: int) -> None:  # on the tick thread
-            self._loop.call_soon_threadsafe(_settle, future, result, error)
+        def settle(result: Any, error: int) -> None:  # in the tick, on the loop
+            _settle(future, result, error)
 
         self._member.apply_entry(text, callback=settle)
         self._wake.set()
@@ -323,7 +323,7 @@ class RaftLog:
         future: asyncio.Future[Any] = self._loop.create_future()
 
         def settle(result: Any, error: int) -> None:
-            self._loop.call_soon_threadsafe(_settle, future, result, error)
+            _settle(future, result, error)
 
         change(node_id, callback=settle)
         self._wake.set()

@@ -13,15 +13,22 @@ process, `benchmarks/replication.py` for what it does to commits). The link to e
 behaves as the library's TCP connection would: a request without a reply drops it, and the
 next request opens a new one.
 
-Theory of operation: `send` (called by the library's tick) encodes the message and hands it to
-the destination's outbox on the loop; one sender task per peer posts its outbox in order
-(several messages per request), which keeps per-peer delivery in order as Raft needs. Incoming
-batches are checked, decoded and queued, and a tick is requested; the tick delivers them to
-pysyncobj. The tick may run on the loop (as `RaftLog` does) or on the library's own thread:
-the queue and the pipe the library polls make both safe. Connectivity is synthesised: a peer
-is "connected" once a request to it succeeds and "disconnected" when one fails; a
-disconnected peer is pinged until it answers. Messages to a disconnected peer are dropped,
-as on a broken TCP connection.
+Theory of operation: the library is ticked on the event loop's thread (`RaftLog`), so the
+library, this transport and the RPC handlers never run at the same time. `send` (called by
+the library) encodes the message and puts it in the destination's outbox; one sender task per
+peer posts its outbox in order (several messages per request), which keeps per-peer delivery
+in order as Raft needs. An incoming batch is checked, decoded and handed to the library at
+once, so that a follower answers an ``append_entries`` without waiting for its next tick (a
+tick is still requested, for what the library does only there: committing, applying). A
+batch holding a snapshot chunk waits in a queue for the tick instead, and so does whatever
+arrives behind it until then, in order: installing a snapshot takes seconds at scale, longer
+than the sender waits for its request's reply. Measured with three member processes
+(`benchmarks/replication.py`, the code before and after alternated, two runs each): 5,767 to
+6,647 orders/s applied on all before, 6,899 to 8,814 after; the sequential commit's p50
+hardly moved (4.2-4.9 ms before, 4.1-4.7 ms after). Connectivity is synthesised: a peer is
+"connected" once a request to it succeeds and "disconnected" when one fails; a disconnected
+peer is pinged until it answers. Messages to a disconnected peer are dropped, as on a broken
+TCP connection.
 
 Pre-vote (Raft thesis, section 9.6), which the library lacks: before a member stands for
 election it asks the others whether they would vote for it, without anyone changing term
@@ -207,17 +214,18 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._secret = secret
         self._self_id = self_id
         self._boot = (_REPLICA_BOOT if self_node is None else "") + os.urandom(8).hex()
-        self._replicas: set[str] = set()  # read-only nodes we know; tick thread only
+        self._replicas: set[str] = set()  # read-only nodes we know
         self._counter = 0
         self._nodes = {node.id: node for node in other_nodes}
-        self._connected: set[str] = set()  # read and written on the tick thread only
+        self._connected: set[str] = set()
         self._inbox: queue.SimpleQueue[tuple[str, str, Any]] = queue.SimpleQueue()
         self._notifier = PipeNotifier(sync_obj._poller, self._drain_inbox)
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
-        self._claim: int | None = None  # see `_deliver`; tick thread only
-        self._ignoring_snapshot = False  # see `_install_snapshot`; tick thread only
+        self._claim: int | None = None  # see `_deliver`
+        self._ignoring_snapshot = False  # see `_install_snapshot`
         self._senders: dict[str, asyncio.Future[None]] = {}
-        # When a leader's append_entries was last handled (tick thread): from the start, so
+        self._destroyed = False
+        # When a leader's append_entries was last handled: from the start, so
         # that a member just (re)started refuses pre-votes until it could have heard one.
         self._leader_heard = monotonic()
         self._behind_leader_heard = 0.0  # when a leader of a lower term than ours was heard
@@ -228,7 +236,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         for node_id in self._nodes:
             self._start_sender(node_id)
 
-    # -- tick thread -----------------------------------------------------------------------
+    # -- called by the library ----------------------------------------------------------
 
     def send(self, node: Any, message: Any) -> bool:
         if node.id not in self._connected:
@@ -241,7 +249,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         outbox = self._outboxes.get(node.id)
         if outbox is None:
             return False
-        self._loop.call_soon_threadsafe(outbox.put_nowait, text)
+        outbox.put_nowait(text)
         return True
 
     def hold_election(self) -> None:
@@ -319,18 +327,19 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def addNode(self, node: Any) -> None:  # noqa: N802 - the library's name
         self._replicas.discard(node.id)  # a replica that took a seat is a voter now
         self._nodes[node.id] = node
-        self._loop.call_soon_threadsafe(self._start_sender, node.id)
+        self._loop.call_soon(self._start_sender, node.id)
 
     def dropNode(self, node: Any) -> None:  # noqa: N802 - the library's name
         self._nodes.pop(node.id, None)
         self._connected.discard(node.id)
         future = self._senders.pop(node.id, None)
         if future is not None:
-            self._loop.call_soon_threadsafe(future.cancel)
+            self._loop.call_soon(future.cancel)
 
     def destroy(self) -> None:
+        self._destroyed = True
         for future in list(self._senders.values()):
-            self._loop.call_soon_threadsafe(future.cancel)
+            self._loop.call_soon(future.cancel)
         self._senders.clear()
 
     def _drain_inbox(self) -> None:
@@ -364,7 +373,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._nodes[node_id] = node
         self._replicas.add(node_id)
         self._connected.add(node_id)
-        self._loop.call_soon_threadsafe(self._start_sender, node_id)
+        self._loop.call_soon(self._start_sender, node_id)
         self._onReadonlyNodeConnected(node)
 
     def _drop_replica(self, node: Any) -> None:
@@ -496,19 +505,39 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
 
         return trim_overlap(message, entry_at, log[-1][1], self._sync_obj.raftCommitIndex)
 
-    def _notify(self, kind: str, node_id: str, message: Any = None) -> None:
-        self._inbox.put((kind, node_id, message))
-        self._notifier.notify()
-        self._wake()
+    # -- called on the loop ----------------------------------------------------------------
 
-    # -- loop thread -----------------------------------------------------------------------
+    def _notify(self, kind: str, node_id: str) -> None:
+        self._hand_over([(kind, node_id, None)], at_once=True)
 
     def _received(self, sender: str, replica: bool, messages: list[Any]) -> None:
-        if replica:
-            self._notify("replica", sender)  # registered on the tick thread, if new
-        self._notify("up", sender)  # a member that can reach us is alive
-        for message in messages:
-            self._notify("message", sender, message)
+        items = [("replica", sender, None)] if replica else []  # registered, if new
+        items.append(("up", sender, None))  # a member that can reach us is alive
+        items.extend(("message", sender, message) for message in messages)
+        snapshot = any(
+            isinstance(message, dict) and "serialized" in message for message in messages
+        )
+        self._hand_over(items, at_once=not snapshot)
+
+    def _hand_over(self, items: list[tuple[str, str, Any]], at_once: bool) -> None:
+        """Give the library what arrived: now, or (a snapshot chunk, or anything behind one
+        still waiting) at its next tick, in order either way."""
+        if self._destroyed:
+            return
+        inbox = self._inbox
+        at_once = at_once and inbox.empty()
+        for item in items:
+            inbox.put(item)
+        if not at_once:
+            self._notifier.notify()
+        else:
+            try:
+                self._drain_inbox()
+            except Exception:
+                # As a failing tick does: log and carry on; what is left waits for the tick.
+                _log.exception("Raft message handling failed")
+                self._notifier.notify()
+        self._wake()
 
     def _start_sender(self, node_id: str) -> None:
         if node_id not in self._senders:
