@@ -151,7 +151,7 @@ class OrderStateMachine:
             SnapshotError: ``data`` is not a valid state machine snapshot, or lacks a part
                 this machine has registered.
         """
-        with _no_cyclic_collection():
+        with _collector_kept_out():
             self._install(data)
             for installed in self.installed:
                 installed(source)
@@ -252,15 +252,28 @@ def _json(data: bytes, what: str) -> Any:
 
 
 @contextlib.contextmanager
-def _no_cyclic_collection() -> Iterator[None]:
+def _collector_kept_out() -> Iterator[None]:
     """Millions of new objects in one go would set off the cyclic collector again and again,
     each time over the whole growing heap (measured: an install of 200,000 orders took about
-    twice as long with it); none of them is garbage yet, so it is paused meanwhile."""
+    twice as long with it); none of them is garbage yet, so it is paused meanwhile.
+
+    Afterwards every object there is is frozen (`gc.freeze`): kept out of every later
+    collection, which would otherwise go over the whole installed state again, at once (the
+    allocations it counted while paused make a full collection due, 8 % of a restart behind
+    1,000,000 orders) and then at every quarter of growth. Measured (an ad-hoc script: a
+    600,000-order snapshot of the benchmark's machine installed, then 100,000 more orders
+    applied, twice each way): 13.6 and 13.9 s without freezing, 9.8 and 9.7 s with it; the
+    orders after the install went 1.7 times as fast. Freezing only stops the cyclic
+    collector: an object whose last reference goes is still freed at once. What the engine
+    and the audit trail build holds no reference cycle, so nothing frozen here needs the
+    collector to be freed; only a cycle that was already garbage when the install ended
+    stays, and the collector was paused for just that install."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was_enabled:
             gc.enable()
 
