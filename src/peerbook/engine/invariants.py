@@ -36,12 +36,9 @@ def check(
             if best_bid >= best_ask:
                 return f"{book.symbol} is crossed: bid {best_bid} >= ask {best_ask}"
     filled = dict(retired.filled)
-    for order_id, order in orders.items():
-        failure = _check_order(order_id, order, resting)
-        if failure:
-            return failure
-        key = (order.symbol, order.side)
-        filled[key] = filled.get(key, 0) + order.filled
+    failure = _check_orders(orders, resting, filled)
+    if failure:
+        return failure
     for symbol in markets:
         bought, sold = filled.get((symbol, Side.BUY), 0), filled.get((symbol, Side.SELL), 0)
         if bought != sold:
@@ -53,9 +50,13 @@ def check(
                 return f"client order id {client_order_id!r} of {owner} maps to order {order_id}"
         elif kept.owner != owner or kept.client_order_id != client_order_id:
             return f"client order id {client_order_id!r} of {owner} maps to order {order_id}"
-    for order_id in orders:
-        if retired.get(order_id) is not None:
-            return f"order {order_id} is both retired and on record"
+    # Whichever is shorter is walked: both are in id order, so either finds the same id.
+    if retired.count < len(orders):
+        both = next((i for i in retired.ids() if i in orders), None)
+    else:
+        both = next((i for i in orders if retired.get(i) is not None), None)
+    if both is not None:
+        return f"order {both} is both retired and on record"
     return None
 
 
@@ -81,23 +82,39 @@ def _check_side(side: BookSide, resting: set[int], orders: Mapping[int, Order]) 
     return None
 
 
-def _check_order(order_id: int, order: Order, resting: set[int]) -> str | None:
-    if order.order_id != order_id:
-        return f"order {order.order_id} is filed under {order_id}"
-    if not 0 <= order.remaining <= order.amount:
-        return f"order {order_id}: remaining {order.remaining} outside 0..{order.amount}"
-    if order.cost < 0 or (order.cost == 0) != (order.filled == 0):
-        return f"order {order_id}: cost {order.cost} disagrees with filled {order.filled}"
-    state = order.state
-    expected_resting = state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
-    if expected_resting != (order_id in resting):
-        return f"order {order_id} is {state.name} but {'not ' * expected_resting}in the book"
-    if state is OrderState.OPEN and order.filled:
-        return f"order {order_id} is OPEN with {order.filled} filled"
-    if state is OrderState.PARTIALLY_FILLED and not 0 < order.filled < order.amount:
-        return f"order {order_id} is PARTIALLY_FILLED with {order.filled} filled"
-    if (state is OrderState.FILLED) != (order.remaining == 0):
-        return f"order {order_id} is {state.name} with remaining {order.remaining}"
-    if expected_resting and order.type is OrderType.MARKET:
-        return f"market order {order_id} rests"
+_RESTING_STATES = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+_OPEN, _PARTIALLY_FILLED, _FILLED = OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.FILLED
+_MARKET = OrderType.MARKET
+
+
+def _check_orders(
+    orders: Mapping[int, Order], resting: set[int], filled_by_side: dict[tuple[str, Side], int]
+) -> str | None:
+    """Every order on record against its own fields and the book (``resting``: the ids the
+    book holds), adding its fills to ``filled_by_side``. One loop with the fields read once:
+    a restart runs this over every order it loads (a fifth of a restart behind 1,000,000
+    orders when each order took a call and two property reads)."""
+    for order_id, order in orders.items():
+        remaining, amount, cost, state = order.remaining, order.amount, order.cost, order.state
+        filled = amount - remaining
+        if order.order_id != order_id:
+            return f"order {order.order_id} is filed under {order_id}"
+        if not 0 <= remaining <= amount:
+            return f"order {order_id}: remaining {remaining} outside 0..{amount}"
+        if cost < 0 or (cost == 0) != (filled == 0):
+            return f"order {order_id}: cost {cost} disagrees with filled {filled}"
+        expected_resting = state in _RESTING_STATES
+        if expected_resting != (order_id in resting):
+            return f"order {order_id} is {state.name} but {'not ' * expected_resting}in the book"
+        if state is _OPEN and filled:
+            return f"order {order_id} is OPEN with {filled} filled"
+        if state is _PARTIALLY_FILLED and not 0 < filled < amount:
+            return f"order {order_id} is PARTIALLY_FILLED with {filled} filled"
+        if (state is _FILLED) != (remaining == 0):
+            return f"order {order_id} is {state.name} with remaining {remaining}"
+        if expected_resting and order.type is _MARKET:
+            return f"market order {order_id} rests"
+        if filled:
+            key = (order.symbol, order.side)
+            filled_by_side[key] = filled_by_side.get(key, 0) + filled
     return None
