@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.monotonic import monotonic
 from pysyncobj.node import Node
 
 from peerbook.engine import Engine
@@ -311,6 +312,34 @@ def test_a_follower_whose_own_loop_stalled_does_not_then_stand_for_election() ->
             await asyncio.sleep(0.02)  # it ticks again before the next heartbeat arrives
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(leader.next("request_vote"), 0.15)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_stall_moves_on_only_the_timers_nothing_set_since_the_last_tick() -> None:
+    """After a stall, the timers a tick left are moved on by it; one that a message handled
+    between ticks set afresh (the transport hands messages over as they arrive) is not, or
+    the next election, or a leader's step-down, would come a whole stall late."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (member, leader):
+            assert await leader.append(TERM, (1, 0), entries(TERM, start=2), 2) == 3
+            await asyncio.sleep(0.05)  # a tick has ended since
+            library = member._member
+            heard = library._SyncObj__lastResponseTime  # a leader's; this member's is empty
+            heard[Node("127.0.0.1:9")] = monotonic()
+            member._after_tick = member._timers()  # as a tick ending now leaves them
+            left_deadline, (left_heard,) = library._SyncObj__raftElectionDeadline, heard.values()
+            member._forgive(5.0)  # nothing set them since the tick: both move on
+            assert library._SyncObj__raftElectionDeadline == left_deadline + 5.0
+            assert list(heard.values()) == [left_heard + 5.0]
+            member._after_tick = member._timers()
+            fresh = monotonic() + 1.0  # as a leader's message handled meanwhile sets it
+            library._SyncObj__raftElectionDeadline = fresh
+            answered = heard[Node("127.0.0.1:9")] = monotonic()  # as an answer sets it
+            member._forgive(5.0)
+            assert library._SyncObj__raftElectionDeadline == fresh
+            assert list(heard.values()) == [answered]
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
 

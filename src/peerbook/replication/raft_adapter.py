@@ -10,8 +10,8 @@ log moves, every 10 ms once a tick changed nothing (an idle member ticking every
 GIL (measured: a commit's two hops took 2-3 ms each and a three-member commit 10 ms at p50);
 on the loop, the library, the transport and the state machine run one after another without
 hand-overs. A tick that comes late because the member itself was busy (a long tick, the loop
-held elsewhere) moves the library's timers on by the delay (`_forgive`): messages that came
-meanwhile are still unread, and the library checks its timers before reading them.
+held elsewhere) moves the library's timers on by the delay (`_forgive`), except those a
+message handled meanwhile set afresh.
 
 Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 4):
 - ``appendEntriesUseBatch=False``: an entry is sent as soon as it is proposed (one-by-one
@@ -35,6 +35,7 @@ Configuration choices (research note on the Raft library, sections 3.5, 3.9 and 
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -195,6 +196,7 @@ class RaftLog:
         )
         self.address = address
         self._start_member(replica, partners)
+        self._after_tick = self._timers()  # see `_forgive`
         self._ticker = asyncio.create_task(self._tick_forever())
 
     def _start_member(self, replica: bool, partners: Sequence[str]) -> None:
@@ -219,12 +221,19 @@ class RaftLog:
         if replica == self.replica:
             return
         self._member.destroy()
+        # The old member's objects hold reference cycles and were frozen by the install that
+        # loaded its snapshot (`OrderStateMachine.install`): given back to the collector and
+        # collected now, before the new member's install freezes everything again.
+        gc.unfreeze()
+        gc.collect()
         self._start_member(replica, partners)
+        self._after_tick = self._timers()
         self._wake.set()
 
     async def _tick_forever(self) -> None:
         wait = _TICK_S
         last = monotonic()
+        self._after_tick = self._timers()
         while True:
             self._wake.clear()
             started = monotonic()
@@ -242,6 +251,7 @@ class RaftLog:
             except Exception:
                 # What the library's own tick thread does: log, and carry on ticking.
                 _log.exception("Raft tick failed")
+            self._after_tick = self._timers()
             if self.failed.is_set():
                 # Stop before the next tick: no more acknowledgements, votes or applies on
                 # top of a state this member does not have.
@@ -254,18 +264,28 @@ class RaftLog:
             except TimeoutError:
                 pass
 
+    def _timers(self) -> tuple[float, dict[Any, float]]:
+        """The library's election deadline and when it last heard from each member."""
+        member = self._member
+        return member._SyncObj__raftElectionDeadline, dict(member._SyncObj__lastResponseTime)
+
     def _forgive(self, stalled: float) -> None:
         """Move the library's timers on by ``stalled`` seconds in which this member was not
         ticking (a long tick, or the loop busy elsewhere: a snapshot install, a large
-        apply). Messages that came meanwhile are still unread in the sockets, and the
-        library checks its timers before it reads them: without this, a follower would
-        stand for election and a leader step down over their own pause, not the others'
-        silence. Private attributes of pinned pysyncobj 0.3.17."""
+        apply): without this, a follower would stand for election and a leader step down
+        over their own pause, not the others' silence. Only the timers that nothing set
+        since the last tick ended are moved: a message handled between ticks (the transport
+        hands them over as they arrive) set its timer afresh, and moved on as well it would
+        put that member's next election, or the leader's step-down, a whole stall late.
+        Private attributes of pinned pysyncobj 0.3.17."""
+        deadline, heard_then = self._after_tick
         member = self._member
-        member._SyncObj__raftElectionDeadline += stalled
+        if member._SyncObj__raftElectionDeadline == deadline:
+            member._SyncObj__raftElectionDeadline = deadline + stalled
         heard = member._SyncObj__lastResponseTime
-        for node in heard:
-            heard[node] += stalled
+        for node, when in heard.items():
+            if heard_then.get(node) == when:
+                heard[node] = when + stalled
 
     def _progress(self) -> tuple[int, int, int, int]:
         """What a tick that did something changes: term, log length, commit and apply index."""
@@ -405,12 +425,14 @@ class RaftLog:
         self.failed.set()
 
     def close(self) -> None:
-        """Stop ticking, close the transport and abandon a snapshot being written."""
+        """Stop ticking, close the transport and abandon a snapshot being written; give
+        what installs froze back to the cyclic collector (see `change_role`)."""
         self._ticker.cancel()
         if not self.failed.is_set():
             self._member.destroy()
         if self.snapshots is not None:
             self.snapshots.close()
+        gc.unfreeze()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:

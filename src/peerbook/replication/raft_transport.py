@@ -520,12 +520,15 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._hand_over(items, at_once=not snapshot)
 
     def _hand_over(self, items: list[tuple[str, str, Any]], at_once: bool) -> None:
-        """Give the library what arrived: now, or (a snapshot chunk, or anything behind one
-        still waiting) at its next tick, in order either way."""
+        """Give the library what arrived: now, or (a snapshot chunk, anything behind one
+        still waiting, anything before the library's first tick) at its next tick, in order
+        either way."""
         if self._destroyed:
             return
         inbox = self._inbox
-        at_once = at_once and inbox.empty()
+        # Not before the library's first tick, which loads the snapshot on disk (and may
+        # clear the log a message would be checked against).
+        at_once = at_once and inbox.empty() and not self._sync_obj._SyncObj__needLoadDumpFile
         for item in items:
             inbox.put(item)
         if not at_once:

@@ -263,11 +263,16 @@ def _collector_kept_out() -> Iterator[None]:
     1,000,000 orders) and then at every quarter of growth. Measured (an ad-hoc script: a
     600,000-order snapshot of the benchmark's machine installed, then 100,000 more orders
     applied, twice each way): 13.6 and 13.9 s without freezing, 9.8 and 9.7 s with it; the
-    orders after the install went 1.7 times as fast. Freezing only stops the cyclic
-    collector: an object whose last reference goes is still freed at once. What the engine
-    and the audit trail build holds no reference cycle, so nothing frozen here needs the
-    collector to be freed; only a cycle that was already garbage when the install ended
-    stays, and the collector was paused for just that install."""
+    orders after the install went 1.7 times as fast.
+
+    Freezing only stops the cyclic collector: an object whose last reference goes is still
+    freed at once. What the engine and the audit trail build holds no reference cycle, so
+    nothing of the installed state needs the collector to be freed. But `gc.freeze` takes
+    every object there is, so what is alive at an install and later becomes cyclic garbage
+    (a request in flight then, a Raft member replaced afterwards) stays until it is given
+    back: `RaftLog` unfreezes when it replaces its member (and collects) and when it
+    closes. Installs are rare (a start, a join, a follower far behind), so what can stay
+    meanwhile is at most what was in flight at each."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
