@@ -23,9 +23,11 @@ tick is still requested, for what the library does only there: committing, apply
 batch holding a snapshot chunk waits in a queue for the tick instead, and so does whatever
 arrives behind it until then, in order: installing a snapshot takes seconds at scale, longer
 than the sender waits for its request's reply. Measured with three member processes
-(`benchmarks/replication.py`, the code before and after alternated, two runs each): 5,767 to
-6,647 orders/s applied on all before, 6,899 to 8,814 after; the sequential commit's p50
-hardly moved (4.2-4.9 ms before, 4.1-4.7 ms after). Connectivity is synthesised: a peer is
+(`benchmarks/replication.py`'s member part, before and after alternated, two runs each, in
+two sittings): no difference shown. The first sitting gave 5,767-6,647 orders/s applied on
+all before and 6,899-8,814 after, the second 5,236-6,143 and 5,359-5,653; the sequential
+commit's p50 moved by less than the spread (4.2-4.9 against 4.1-4.7 ms, then 5.5-6.6
+against 5.9-6.0 ms). Connectivity is synthesised: a peer is
 "connected" once a request to it succeeds and "disconnected" when one fails; a disconnected
 peer is pinged until it answers. Messages to a disconnected peer are dropped, as on a broken
 TCP connection.
