@@ -157,6 +157,7 @@ class RaftLog:
     ) -> None:
         safe_pickle.install()
         journal.install()
+        _collector.install()
         self.machine = machine
         self._loop = asyncio.get_running_loop()
         self._propose_timeout_s = propose_timeout_s
@@ -252,6 +253,9 @@ class RaftLog:
                 # What the library's own tick thread does: log, and carry on ticking.
                 _log.exception("Raft tick failed")
             self._after_tick = self._timers()
+            if _collector.slow_full_collection:
+                _collector.slow_full_collection = False
+                gc.freeze()  # see `_CollectorWatch`
             if self.failed.is_set():
                 # Stop before the next tick: no more acknowledgements, votes or applies on
                 # top of a state this member does not have.
@@ -433,6 +437,45 @@ class RaftLog:
         if self.snapshots is not None:
             self.snapshots.close()
         gc.unfreeze()
+
+
+class _CollectorWatch:
+    """Notices a slow full collection of CPython's cyclic collector; the tick then freezes
+    what survived it (`gc.freeze`), so that later full collections no longer walk it.
+
+    Why: a member's heap grows with every order it holds, and each full collection walks
+    all of it, holding the event loop meanwhile. Measured in session 15
+    (`benchmarks/catchup.py`, 400,000 orders, every member holding every order and trade):
+    92 full collections over 50 ms during the load, median 0.33 s, longest 1.84 s, and both
+    elections of that run came right after one of 0.42-0.48 s on the leader, longer than
+    the shortest election timeout (0.4 s). What survives a full collection is reachable,
+    so freezing it right after keeps no garbage; what it costs is that objects alive then
+    which later become cyclic garbage stay until the member is replaced or closed
+    (`RaftLog.change_role`, `RaftLog.close`). Once frozen, full collections are short
+    again until the unfrozen heap has grown as large, so freezes are rare and what each
+    keeps is at most what was in flight at that moment."""
+
+    SLOW_S = 0.05
+
+    def __init__(self) -> None:
+        self.slow_full_collection = False
+        self._started = 0.0
+
+    def install(self) -> None:
+        """Watch the collector (once per process)."""
+        if self._watch not in gc.callbacks:
+            gc.callbacks.append(self._watch)
+
+    def _watch(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = monotonic()
+        elif monotonic() - self._started > self.SLOW_S:
+            self.slow_full_collection = True
+
+
+_collector = _CollectorWatch()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: int) -> None:
