@@ -234,7 +234,6 @@ class RaftLog:
     async def _tick_forever(self) -> None:
         wait = _TICK_S
         last = monotonic()
-        self._after_tick = self._timers()
         while True:
             self._wake.clear()
             started = monotonic()
