@@ -58,7 +58,8 @@ async def _load(group: MemberProcesses, client: WsRpcClient, leader: int, orders
     return orders / (time.perf_counter() - started)
 
 
-async def _caught_up(group: MemberProcesses, client: WsRpcClient, index: int, leader: int) -> None:
+async def _caught_up(group: MemberProcesses, client: WsRpcClient, index: int, leader: int) -> int:
+    """Wait until member ``index`` reports the leader's applied index and digest; that index."""
     target = await group.control(client, leader, "status")
     assert isinstance(target, dict)
     async with asyncio.timeout(600):
@@ -71,21 +72,32 @@ async def _caught_up(group: MemberProcesses, client: WsRpcClient, index: int, le
                 target["applied"],
                 target["digest"],
             ):
-                return
+                return int(target["applied"])
             await asyncio.sleep(0.05)
 
 
 async def _timed_start(
     group: MemberProcesses, client: WsRpcClient, index: int, leader: int, wipe: bool
 ) -> float:
+    """Stop member ``index`` (emptying its data directory if ``wipe``), start it again and
+    time it until caught up; prints what its log says of the snapshot it installed."""
     group.stop(index)
     if wipe:
         shutil.rmtree(group.dirs[index])
         group.dirs[index].mkdir()
+    log = group.dirs[index] / "member.log"
+    seen = log.stat().st_size if log.exists() else 0
     started = time.perf_counter()
     await asyncio.to_thread(group.start, index)
-    await _caught_up(group, client, index, leader)
-    return time.perf_counter() - started
+    applied = await _caught_up(group, client, index, leader)
+    elapsed = time.perf_counter() - started
+    with log.open("rb") as file:
+        file.seek(seen)
+        lines = file.read().decode(errors="replace").splitlines()
+    installs = [line.split(": ", 1)[-1] for line in lines if "installed the snapshot" in line]
+    kind = "empty joiner" if wipe else "restart"
+    print(f"  {kind}: {elapsed:.2f} s to applied index {applied:,}; {'; '.join(installs)}")
+    return elapsed
 
 
 async def _run(args: argparse.Namespace) -> None:

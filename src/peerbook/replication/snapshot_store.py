@@ -202,6 +202,10 @@ class SnapshotStore:
             os.close(directory)
         self.written += 1
         self.last_write_s = time.monotonic() - self._started
+        _log.info(
+            "wrote a snapshot (%.1f MiB) in %.2f s",
+            self.path.stat().st_size / 2**20, self.last_write_s,
+        )  # fmt: skip
         return _SUCCESS
 
     @staticmethod
@@ -242,7 +246,12 @@ class SnapshotStore:
             # afterwards, it would replace the newer snapshot on disk (and the audit trail's
             # database it copies may already be the install's).
             self.close()
+            started = time.monotonic()
             self._machine.install(body, source=path)
+            _log.info(
+                "installed the snapshot at index %d (%.1f MiB) in %.2f s",
+                last[1], len(body) / 2**20, time.monotonic() - started,
+            )  # fmt: skip
         return last, before_last, {Node(member) for member in header["members"]}
 
     def close(self) -> None:

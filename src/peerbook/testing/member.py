@@ -18,6 +18,7 @@ the peer: the peer (`peerbook node`) adds discovery, authentication and the cont
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -226,6 +227,9 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--snapshot-every", type=int, metavar="ENTRIES",
                         help="compact the log after this many entries")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(_run(parser.parse_args()))
 
 
