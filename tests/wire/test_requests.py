@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peerbook.engine import DEFAULT_MARKETS, CancelOrder, OrderType, PlaceOrder, Side, TimeInForce
-from peerbook.wire import RequestError, decode_cancel, decode_create, decode_entry
+from peerbook.engine.types import ErrorClass
+from peerbook.wire import RequestError, decode_cancel, decode_create, decode_entry, requests
 
 MARKETS = {m.symbol: m for m in DEFAULT_MARKETS}
 
@@ -24,6 +25,29 @@ def test_limit_order_decodes_to_ticks_and_lots() -> None:
 def test_integer_json_numbers_are_accepted() -> None:
     command = create("ETH/USD", "limit", "sell", 2, 2500)
     assert isinstance(command, PlaceOrder) and (command.amount, command.price) == (2000, 250000)
+
+
+def test_a_decimal_read_before_is_counted_in_each_market_s_own_increments() -> None:
+    # Counts are remembered per increment: "0.01" is 100 lots of BTC (step 0.0001) but 10
+    # of ETH (step 0.001), and an off-step text stays refused however often it comes.
+    for _ in range(2):
+        btc, eth = (
+            create("BTC/USD", "limit", "buy", "0.01", "0.1"),
+            create("ETH/USD", "limit", "buy", "0.01", "0.01"),
+        )
+        assert isinstance(btc, PlaceOrder) and (btc.amount, btc.price) == (100, 1)
+        assert isinstance(eth, PlaceOrder) and (eth.amount, eth.price) == (10, 1)
+        assert create("BTC/USD", "limit", "buy", "0.01", "0.01") == RequestError(
+            ErrorClass.INVALID_ORDER, "price 0.01 is not a multiple of tick 0.1"
+        )
+
+
+def test_the_memory_of_decimals_read_stays_bounded() -> None:
+    for i in range(requests._COUNTS_MAX + 10):
+        assert isinstance(create("BTC/USD", "limit", "buy", "1", f"{i + 1}"), PlaceOrder)
+    assert len(requests._COUNTS) <= requests._COUNTS_MAX
+    again = create("BTC/USD", "limit", "buy", "1", "7")
+    assert again == create("BTC/USD", "limit", "buy", "1", "7")
 
 
 def test_po_time_in_force_means_post_only_gtc() -> None:

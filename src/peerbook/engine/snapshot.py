@@ -174,6 +174,7 @@ _SIDES, _TYPES, _TIFS, _STATES = (
     tuple(TimeInForce),
     tuple(OrderState),
 )
+_N_SIDES, _N_TYPES, _N_TIFS, _N_STATES = len(_SIDES), len(_TYPES), len(_TIFS), len(_STATES)
 
 
 def decode_order(value: object) -> Order:
@@ -187,10 +188,10 @@ def decode_order(value: object) -> Order:
     if not (
         type(order_id) is int and order_id >= 0 and type(owner) is str
         and type(symbol) is str and (client_order_id is None or type(client_order_id) is str)
-        and type(side) is int and 0 <= side < len(_SIDES)
-        and type(type_) is int and 0 <= type_ < len(_TYPES)
-        and type(time_in_force) is int and 0 <= time_in_force < len(_TIFS)
-        and type(state) is int and 0 <= state < len(_STATES)
+        and type(side) is int and 0 <= side < _N_SIDES
+        and type(type_) is int and 0 <= type_ < _N_TYPES
+        and type(time_in_force) is int and 0 <= time_in_force < _N_TIFS
+        and type(state) is int and 0 <= state < _N_STATES
         and type(post_only) is bool and (price is None or (type(price) is int and price >= 0))
         and type(amount) is int and amount >= 0 and type(remaining) is int and remaining >= 0
         and type(cost) is int and cost >= 0 and type(timestamp) is int and timestamp >= 0
