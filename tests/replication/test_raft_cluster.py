@@ -14,6 +14,7 @@ from peerbook.engine import Engine
 from peerbook.errors import ReplicationError, RpcError, UnknownOutcomeError
 from peerbook.replay import replay
 from peerbook.replication import Batcher, OrderStateMachine, Outcome, encode_entry
+from peerbook.replication.codec import decode_message
 from peerbook.replication.raft_transport import RaftEndpoint, _mac
 from peerbook.testing.cluster import InProcessCluster
 
@@ -106,7 +107,14 @@ def signed_batch(secret: bytes, counter: int, body: str = "[]") -> dict[str, Any
 def test_raft_endpoint_refuses_unsigned_forged_and_replayed_batches() -> None:
     endpoint = RaftEndpoint(SECRET)
     delivered: list[Any] = []
-    endpoint.deliver = lambda sender, replica, messages: delivered.append((sender, messages))
+
+    def deliver(
+        sender: str, replica: bool, messages: list[Any], answerable: bool
+    ) -> dict[str, Any] | None:
+        delivered.append((sender, messages))
+        return None
+
+    endpoint.deliver = deliver
     assert endpoint.receive(signed_batch(SECRET, 1, '[{"d":{"type":"request_vote"}}]')) == {
         "ok": True
     }
@@ -122,6 +130,54 @@ def test_raft_endpoint_refuses_unsigned_forged_and_replayed_batches() -> None:
         with pytest.raises(RpcError, match=reason):
             endpoint.receive(payload)
     assert len(delivered) == 1
+
+
+def test_followers_answer_the_leader_in_its_reply_not_in_requests_of_their_own() -> None:
+    # A commit takes one request and its reply per follower: the answer to an
+    # append_entries rides back in the reply. Followers still post (keepalives, and answers
+    # when something of theirs is already on its way), but never the answers to entries
+    # they took in a request they replied to.
+    async def scenario() -> None:
+        cluster = InProcessCluster(3)
+        await cluster.start()
+        try:
+            leader = cluster.leader_index()
+            posted: list[str] = []
+            for index, log in enumerate(cluster.logs):
+                if index == leader:
+                    continue
+                transport = log._member._SyncObj__transport
+                post = transport._post
+
+                async def spy(node_id: str, batch: list[str], post: Any = post) -> None:
+                    posted.extend(m["type"] for m in decode_message("[" + ",".join(batch) + "]"))
+                    await post(node_id, batch)
+
+                transport._post = spy
+            batcher = Batcher("p", cluster.leader.propose)
+            rng = random.Random(2)
+            for i in range(30):  # one at a time: each its own entry and commit
+                outcome = await asyncio.wait_for(submit(batcher, "p", order(rng, i)), 5)
+                assert outcome.error is None
+            await cluster.wait_converged()
+            assert cluster.machines[0].applied_index >= 30
+            assert "next_node_idx" not in posted
+        finally:
+            await cluster.stop()
+
+    run(scenario())
+
+
+def test_answers_older_than_a_batch_already_taken_are_dropped_not_delivered() -> None:
+    endpoint = RaftEndpoint(SECRET)
+    member = "127.0.0.1:1"
+    assert endpoint.accept_answers(member, signed_batch(SECRET, 5, '[{"d":{"type":"x"}}]')) == (
+        False,
+        [{"type": "x"}],
+    )
+    assert endpoint.accept_answers(member, signed_batch(SECRET, 4)) is None  # overtaken
+    assert endpoint.accept_answers("127.0.0.1:2", signed_batch(SECRET, 6)) is None  # not its
+    assert endpoint.accept_answers(member, signed_batch(os.urandom(32), 7)) is None  # forged
 
 
 def test_two_of_three_members_keep_committing_when_one_stops() -> None:

@@ -56,9 +56,12 @@ class ScriptedPeer:
         assert key == RAFT_SERVICE_KEY
         return self._endpoint.receive(payload)
 
-    def _collect(self, sender: str, replica: bool, messages: list[Any]) -> None:
+    def _collect(
+        self, sender: str, replica: bool, messages: list[Any], answerable: bool
+    ) -> dict[str, Any] | None:
         for message in messages:
             self._queue(message["type"]).put_nowait(message)
+        return None  # the script sends its answers as requests of its own
 
     def _queue(self, kind: str) -> asyncio.Queue[dict[str, Any]]:
         return self._received.setdefault(kind, asyncio.Queue())

@@ -15,22 +15,27 @@ next request opens a new one.
 
 Theory of operation: the library is ticked on the event loop's thread (`RaftLog`), so the
 library, this transport and the RPC handlers never run at the same time. `send` (called by
-the library) encodes the message and puts it in the destination's outbox; one sender task per
-peer posts its outbox in order (several messages per request), which keeps per-peer delivery
-in order as Raft needs. An incoming batch is checked, decoded and handed to the library at
-once, so that a follower answers an ``append_entries`` without waiting for its next tick (a
-tick is still requested, for what the library does only there: committing, applying). A
-batch holding a snapshot chunk waits in a queue for the tick instead, and so does whatever
-arrives behind it until then, in order: installing a snapshot takes seconds at scale, longer
-than the sender waits for its request's reply. Measured with three member processes
-(`benchmarks/replication.py`'s member part, before and after alternated, two runs each, in
-two sittings): no difference shown. The first sitting gave 5,767-6,647 orders/s applied on
-all before and 6,899-8,814 after, the second 5,236-6,143 and 5,359-5,653; the sequential
-commit's p50 moved by less than the spread (4.2-4.9 against 4.1-4.7 ms, then 5.5-6.6
-against 5.9-6.0 ms). Connectivity is synthesised: a peer is
-"connected" once a request to it succeeds and "disconnected" when one fails; a disconnected
-peer is pinged until it answers. Messages to a disconnected peer are dropped, as on a broken
-TCP connection.
+the library) encodes the message and puts it in the destination's outbox; one sender task
+per peer posts its outbox in order (several messages per request), which keeps per-peer
+delivery in order as Raft needs. What the library says to a member while handling that
+member's batch (a follower's answer to ``append_entries``) goes back in the reply instead,
+when nothing else to that member is queued or on its way (`_received`): a commit then takes
+one request and its reply per follower instead of two of each, which took a sequential order
+through three peers from 6.4-7.1 ms to 5.5 ms at p50 and the leader's CPU per order from
+4.1-4.4 to 3.5 ms (an ad-hoc measurement, `docs/benchmarks.md`). An incoming batch is
+checked, decoded and handed to the library at once, so that a follower answers an
+``append_entries`` without waiting for its next tick (a tick is still requested, for what
+the library does only there: committing, applying). A batch holding a snapshot chunk waits
+in a queue for the tick instead, and so does whatever arrives behind it until then, in
+order: installing a snapshot takes seconds at scale, longer than the sender waits for its
+request's reply. Measured with three member processes (`benchmarks/replication.py`'s member
+part, before and after alternated, two runs each, in two sittings): no difference shown. The
+first sitting gave 5,767-6,647 orders/s applied on all before and 6,899-8,814 after, the
+second 5,236-6,143 and 5,359-5,653; the sequential commit's p50 moved by less than the
+spread (4.2-4.9 against 4.1-4.7 ms, then 5.5-6.6 against 5.9-6.0 ms). Connectivity is
+synthesised: a peer is "connected" once a request to it succeeds and "disconnected" when one
+fails; a disconnected peer is pinged until it answers. Messages to a disconnected peer are
+dropped, as on a broken TCP connection.
 
 Pre-vote (Raft thesis, section 9.6), which the library lacks: before a member stands for
 election it asks the others whether they would vote for it, without anyone changing term
@@ -134,20 +139,51 @@ def _mac(secret: bytes, sender: str, boot: str, counter: int, body: str) -> str:
     return hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
+Deliver = Callable[[str, bool, list[Any], bool], dict[str, Any] | None]
+"""Hands a checked batch to the transport: (sender, from a replica, messages, whether the
+sender takes answers in the reply); returns the signed batch of answers, if any."""
+
+
 class RaftEndpoint:
     """The receiving half, shared by the RPC handler (loop thread) and the transport.
 
     The member's Raft RPC server (message limit `RAFT_MESSAGE_BYTES_MAX`) passes requests for
-    `RAFT_SERVICE_KEY` to `receive`.
+    `RAFT_SERVICE_KEY` to `receive`; the transport checks the answers that come back in the
+    replies to its own requests with `accept_answers`.
     """
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
         self._last_seen: dict[tuple[str, str], int] = {}
-        self.deliver: Callable[[str, bool, list[Any]], None] | None = None
+        self.deliver: Deliver | None = None
 
-    def receive(self, payload: Any) -> dict[str, bool]:
-        """Check and accept one batch; raises RpcError for anything not from a member."""
+    def receive(self, payload: Any) -> dict[str, Any]:
+        """Check and accept one batch; raises RpcError for anything not from a member. The
+        reply carries the receiver's answers when the sender said it takes them."""
+        sender, replica, messages = self._checked(payload)
+        answers = None
+        if self.deliver is not None:
+            answers = self.deliver(sender, replica, messages, payload.get("answerable") is True)
+        return {"ok": True} if answers is None else {"ok": True, "answers": answers}
+
+    def accept_answers(self, member: str, payload: Any) -> tuple[bool, list[Any]] | None:
+        """The answers ``member`` put in its reply to one of our requests: whether it is a
+        replica, and the messages; None for a batch not signed by ``member`` or older than
+        one already accepted from it. The second happens when a request of its own, sent
+        after the answers, was handled first: the answers are then dropped, as a lost
+        message, so that no member ever hears another's messages out of order."""
+        try:
+            sender, replica, messages = self._checked(payload)
+        except RpcError as exc:
+            if "replayed" not in str(exc):
+                _log.warning("answers from raft peer %s refused: %s", member, exc)
+            return None
+        if sender != member:
+            _log.warning("answers from raft peer %s are signed as %s", member, sender)
+            return None
+        return replica, messages
+
+    def _checked(self, payload: Any) -> tuple[str, bool, list[Any]]:
         if not isinstance(payload, dict):
             raise RpcError("ERR_RAFT: payload is not an object")
         sender, boot, counter = payload.get("from"), payload.get("boot"), payload.get("n")
@@ -168,9 +204,7 @@ class RaftEndpoint:
             raise RpcError(f"ERR_RAFT: {exc}") from exc
         if not isinstance(messages, list):
             raise RpcError("ERR_RAFT: messages are not a list")
-        if self.deliver is not None:
-            self.deliver(sender, boot.startswith(_REPLICA_BOOT), messages)
-        return {"ok": True}
+        return sender, boot.startswith(_REPLICA_BOOT), messages
 
 
 class GrenacheRaftTransport(Transport):  # type: ignore[misc]
@@ -224,6 +258,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         self._notifier = PipeNotifier(sync_obj._poller, self._drain_inbox)
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
         self._claim: int | None = None  # see `_deliver`
+        self._endpoint = endpoint
+        self._answering: str | None = None  # see `_received`
+        self._answers: list[str] = []
+        self._posting: set[str] = set()  # the members a request of ours is on its way to
         self._ignoring_snapshot = False  # see `_install_snapshot`
         self._senders: dict[str, asyncio.Future[None]] = {}
         self._destroyed = False
@@ -251,7 +289,10 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         outbox = self._outboxes.get(node.id)
         if outbox is None:
             return False
-        outbox.put_nowait(text)
+        if node.id == self._answering and outbox.empty() and node.id not in self._posting:
+            self._answers.append(text)  # goes back in the reply to its request
+        else:
+            outbox.put_nowait(text)
         return True
 
     def hold_election(self) -> None:
@@ -512,14 +553,34 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
     def _notify(self, kind: str, node_id: str) -> None:
         self._hand_over([(kind, node_id, None)], at_once=True)
 
-    def _received(self, sender: str, replica: bool, messages: list[Any]) -> None:
+    def _received(
+        self, sender: str, replica: bool, messages: list[Any], answerable: bool = False
+    ) -> dict[str, Any] | None:
+        """Hand over a batch from ``sender``; with ``answerable``, return what the library
+        said to it meanwhile as a signed batch, for the reply to carry.
+
+        A follower answers each ``append_entries`` as it handles it; in the reply, the
+        answer reaches the leader without a request of its own (the leader's sender is
+        waiting for that reply anyway), which halves the messages of a commit. Only when
+        nothing of ours to that member is queued or on its way: the answers then follow
+        everything sent to it before, and `RaftEndpoint.accept_answers` drops them should a
+        later request of ours overtake them."""
         items = [("replica", sender, None)] if replica else []  # registered, if new
         items.append(("up", sender, None))  # a member that can reach us is alive
         items.extend(("message", sender, message) for message in messages)
         snapshot = any(
             isinstance(message, dict) and "serialized" in message for message in messages
         )
-        self._hand_over(items, at_once=not snapshot)
+        if not answerable:
+            self._hand_over(items, at_once=not snapshot)
+            return None
+        self._answering = sender
+        try:
+            self._hand_over(items, at_once=not snapshot)
+        finally:
+            self._answering = None
+        answers, self._answers = self._answers, []
+        return self._batch("[" + ",".join(answers) + "]") if answers else None
 
     def _hand_over(self, items: list[tuple[str, str, Any]], at_once: bool) -> None:
         """Give the library what arrived: now, or (a snapshot chunk, anything behind one
@@ -585,15 +646,27 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 self._notify("up", node_id)
 
     async def _post(self, node_id: str, batch: list[str]) -> None:
-        body = "[" + ",".join(batch) + "]"
+        payload = {**self._batch("[" + ",".join(batch) + "]"), "answerable": True}
+        self._posting.add(node_id)
+        try:
+            reply = await self._client.send(
+                member_address(node_id), RAFT_SERVICE_KEY, payload, timeout_s=_SEND_TIMEOUT_S
+            )
+        finally:
+            self._posting.discard(node_id)
+        if isinstance(reply, dict) and "answers" in reply and not self._destroyed:
+            answers = self._endpoint.accept_answers(node_id, reply["answers"])
+            if answers is not None:
+                self._received(node_id, *answers)
+
+    def _batch(self, body: str) -> dict[str, Any]:
+        """Messages (``body``, a JSON array of encoded messages) signed as this member's
+        next batch."""
         self._counter += 1
-        payload = {
+        return {
             "from": self._self_id,
             "boot": self._boot,
             "n": self._counter,
             "messages": body,
             "mac": _mac(self._secret, self._self_id, self._boot, self._counter, body),
         }
-        await self._client.send(
-            member_address(node_id), RAFT_SERVICE_KEY, payload, timeout_s=_SEND_TIMEOUT_S
-        )
