@@ -20,7 +20,7 @@ from peerbook.engine import Engine
 from peerbook.grenache import Link, WsRpcClient
 from peerbook.grenache.protocol import Json
 from peerbook.replication import OrderStateMachine
-from peerbook.replication.codec import encode_message
+from peerbook.replication.codec import decode_message, encode_message
 from peerbook.replication.raft_adapter import RaftLog
 from peerbook.replication.raft_transport import (
     RAFT_SERVICE_KEY,
@@ -70,12 +70,19 @@ class ScriptedPeer:
     def address(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], answerable: bool = False) -> list[Any]:
+        """Send one message; the messages the member answered with in the reply (only when
+        ``answerable``: otherwise its answers come as requests of its own)."""
         body = "[" + encode_message(message) + "]"
         n = next(self._counter)
         mac = _mac(self._secret, self.address, "boot", n, body)
         payload = {"from": self.address, "boot": "boot", "n": n, "messages": body, "mac": mac}
-        self._member.receive(payload)
+        reply = self._member.receive({**payload, "answerable": True} if answerable else payload)
+        answers = reply.get("answers")
+        if answers is None:
+            return []
+        assert answers["from"] != self.address  # signed as the member's own batch
+        return list(decode_message(answers["messages"]))
 
     async def next(self, kind: str) -> dict[str, Any]:
         """The next message of this type the member sent (waits up to 10 s)."""
@@ -156,6 +163,39 @@ def test_a_follower_keeps_and_claims_only_what_it_shares_with_the_leader() -> No
             # The conflict arrives: the follower cuts from it and takes the leader's entries.
             assert await leader.append(TERM + 1, (3, TERM - 1), entries(TERM + 1, start=4), 5) == 5
             assert [entry[2] for entry in log][3:] == [TERM + 1]
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_follower_answers_in_the_reply_only_when_nothing_of_its_own_is_on_its_way() -> None:
+    """An answer goes back in the reply to the leader's request only if that keeps it behind
+    everything the follower sent the leader before: not while a request of the follower's
+    to the leader is still on its way (it could arrive after the reply)."""
+
+    async def scenario() -> None:
+        async with member_and_peer() as (follower, leader):
+            transport = follower._member._SyncObj__transport
+
+            def append(index: int) -> dict[str, Any]:
+                return {
+                    "type": "append_entries", "term": TERM, "commit_index": 0,
+                    "prevLogIdx": index - 1, "prevLogTerm": TERM if index > 2 else 0,
+                    "entries": entries(TERM, start=index),
+                }  # fmt: skip
+
+            # Not asked to answer in the reply: the answer comes as a request.
+            assert leader.send(append(2)) == []
+            assert (await leader.next("next_node_idx"))["next_node_idx"] == 3
+            async with asyncio.timeout(5):  # until nothing of the follower's is on its way
+                while leader.address in transport._posting:
+                    await asyncio.sleep(0.001)
+            assert transport._outboxes[leader.address].empty()
+            [answer] = leader.send(append(3), answerable=True)
+            assert (answer["type"], answer["next_node_idx"]) == ("next_node_idx", 4)
+            transport._posting.add(leader.address)  # as while a request of its own is out
+            assert leader.send(append(4), answerable=True) == []
+            transport._posting.discard(leader.address)
+            assert (await leader.next("next_node_idx"))["next_node_idx"] == 5
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
 

@@ -6,10 +6,10 @@ Grenache RPC requests (``[rid, key, payload]`` over WebSocket, `peerbook.grenach
 batch signed with HMAC-SHA256 under the cluster secret and refused unparsed if the signature
 is wrong or the batch replays an old one.
 
-Why WebSocket and not HTTP: a commit takes two messages between the leader and each
-follower, and every message was a request; over one long-lived WebSocket a request and its
-reply cost about 190 us of CPU on this machine, over pooled HTTP 410-520 us (both ends in one
-process, `benchmarks/replication.py` for what it does to commits). The link to each member
+Why WebSocket and not HTTP: a commit takes a request and its reply between the leader and
+each follower; over one long-lived WebSocket a request and its reply cost about 190 us of CPU
+on this machine, over pooled HTTP 410-520 us (both ends in one process,
+`benchmarks/replication.py` for what it does to commits). The link to each member
 behaves as the library's TCP connection would: a request without a reply drops it, and the
 next request opens a new one.
 
@@ -172,14 +172,16 @@ class RaftEndpoint:
         one already accepted from it. The second happens when a request of its own, sent
         after the answers, was handled first: the answers are then dropped, as a lost
         message, so that no member ever hears another's messages out of order."""
+        if not isinstance(payload, dict) or payload.get("from") != member:
+            # Checked first: a batch of another member's, taken as this one's answers,
+            # would otherwise count as the latest heard from that other member.
+            _log.warning("answers from raft peer %s are not signed as its own", member)
+            return None
         try:
-            sender, replica, messages = self._checked(payload)
+            _, replica, messages = self._checked(payload)
         except RpcError as exc:
             if "replayed" not in str(exc):
                 _log.warning("answers from raft peer %s refused: %s", member, exc)
-            return None
-        if sender != member:
-            _log.warning("answers from raft peer %s are signed as %s", member, sender)
             return None
         return replica, messages
 
@@ -578,8 +580,9 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
         try:
             self._hand_over(items, at_once=not snapshot)
         finally:
-            self._answering = None
-        answers, self._answers = self._answers, []
+            # Taken out whatever happened, so that nothing meant for this member waits here
+            # for the next reply, which may be to another.
+            answers, self._answers, self._answering = self._answers, [], None
         return self._batch("[" + ",".join(answers) + "]") if answers else None
 
     def _hand_over(self, items: list[tuple[str, str, Any]], at_once: bool) -> None:
