@@ -178,6 +178,8 @@ def test_answers_older_than_a_batch_already_taken_are_dropped_not_delivered() ->
     assert endpoint.accept_answers(member, signed_batch(SECRET, 4)) is None  # overtaken
     assert endpoint.accept_answers("127.0.0.1:2", signed_batch(SECRET, 6)) is None  # not its
     assert endpoint.accept_answers(member, signed_batch(os.urandom(32), 7)) is None  # forged
+    # Neither refusal counted as heard from the member: its next batch is still taken.
+    assert endpoint.accept_answers(member, signed_batch(SECRET, 6)) == (False, [])
 
 
 def test_two_of_three_members_keep_committing_when_one_stops() -> None:

@@ -583,7 +583,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             # Taken out whatever happened, so that nothing meant for this member waits here
             # for the next reply, which may be to another.
             answers, self._answers, self._answering = self._answers, [], None
-        return self._batch("[" + ",".join(answers) + "]") if answers else None
+        return self._batch(answers) if answers else None
 
     def _hand_over(self, items: list[tuple[str, str, Any]], at_once: bool) -> None:
         """Give the library what arrived: now, or (a snapshot chunk, anything behind one
@@ -649,7 +649,7 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
                 self._notify("up", node_id)
 
     async def _post(self, node_id: str, batch: list[str]) -> None:
-        payload = {**self._batch("[" + ",".join(batch) + "]"), "answerable": True}
+        payload = {**self._batch(batch), "answerable": True}
         self._posting.add(node_id)
         try:
             reply = await self._client.send(
@@ -662,9 +662,9 @@ class GrenacheRaftTransport(Transport):  # type: ignore[misc]
             if answers is not None:
                 self._received(node_id, *answers)
 
-    def _batch(self, body: str) -> dict[str, Any]:
-        """Messages (``body``, a JSON array of encoded messages) signed as this member's
-        next batch."""
+    def _batch(self, messages: list[str]) -> dict[str, Any]:
+        """Encoded ``messages`` signed as this member's next batch."""
+        body = "[" + ",".join(messages) + "]"
         self._counter += 1
         return {
             "from": self._self_id,
