@@ -22,6 +22,7 @@ from hypothesis.stateful import (
     multiple,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from peerbook.engine import (
@@ -335,8 +336,13 @@ class EngineMachine(RuleBasedStateMachine):
         assert not self.failures, self.failures
 
 
-EngineMachine.TestCase.settings = settings(
-    max_examples=max(300, settings().max_examples),  # more if the profile asks
-    stateful_step_count=50,
-)
-test_engine_state_machine = EngineMachine.TestCase
+def test_engine_state_machine() -> None:
+    # A function rather than EngineMachine.TestCase: a unittest case cannot take the fixture
+    # that runs each engine module under both hot paths (tests/engine/conftest.py).
+    run_state_machine_as_test(  # type: ignore[no-untyped-call]  # hypothesis leaves it untyped
+        EngineMachine,
+        settings=settings(
+            max_examples=max(300, settings().max_examples),  # more if the profile asks
+            stateful_step_count=50,
+        ),
+    )

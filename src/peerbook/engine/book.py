@@ -16,7 +16,7 @@ from peerbook.engine.types import Side
 
 __all__ = ["BookSide", "OrderBook"]
 
-_HEAP_SLACK = 64
+HEAP_SLACK = 64
 
 
 class BookSide:
@@ -52,7 +52,7 @@ class BookSide:
         level = self.levels.get(price)
         if level is None:
             level = self.levels[price] = PriceLevel(price)
-            if len(self.heap) > 2 * len(self.levels) + _HEAP_SLACK:
+            if len(self.heap) > 2 * len(self.levels) + HEAP_SLACK:
                 self.heap = [self.sign * p for p in self.levels]
                 heapq.heapify(self.heap)
             else:

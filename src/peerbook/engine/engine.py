@@ -9,12 +9,14 @@ give the same events, state and digest on every machine.
 
 import heapq
 import operator
+from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import ClassVar, Protocol
 
 from peerbook.engine import digest as records
-from peerbook.engine.book import BookSide, OrderBook
+from peerbook.engine.book import HEAP_SLACK, BookSide, OrderBook
 from peerbook.engine.commands import CancelOrder, Command, PlaceOrder
-from peerbook.engine.digest import DigestChain, genesis
+from peerbook.engine.digest import BLOCK, DigestChain, genesis
 from peerbook.engine.events import (
     DuplicateOrderIgnored,
     Event,
@@ -23,7 +25,9 @@ from peerbook.engine.events import (
     OrderExpired,
     OrderRejected,
     OrderRested,
+    TradeExecuted,
 )
+from peerbook.engine.level import COMPACT_SLACK, PriceLevel
 from peerbook.engine.markets import DEFAULT_MARKETS, Market
 from peerbook.engine.matching import match
 from peerbook.engine.order import Order
@@ -31,7 +35,14 @@ from peerbook.engine.retired import Retired, RetiredClientIds, RetiredOrders
 from peerbook.engine.types import ErrorClass, OrderState, OrderType, Side, TimeInForce
 from peerbook.errors import EngineInvariantError, InvalidCommand
 
-__all__ = ["CLIENT_ORDER_ID_MAX", "QUANTITY_MAX", "TIMESTAMP_MAX", "Engine"]
+__all__ = [
+    "CLIENT_ORDER_ID_MAX",
+    "COMPILED",
+    "QUANTITY_MAX",
+    "TIMESTAMP_MAX",
+    "Engine",
+    "PurePythonEngine",
+]
 
 CLIENT_ORDER_ID_MAX = 64  # characters; longer client order ids are refused
 QUANTITY_MAX = 10**15
@@ -40,6 +51,14 @@ no number it formats can approach CPython's 4300-digit int-to-str limit."""
 TIMESTAMP_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO-8601 millisecond
 
 _Rejection = tuple[ErrorClass, str]
+
+
+class _NativeApply(Protocol):
+    """`peerbook.engine._native.apply`: the events, or None where Python must apply it."""
+
+    def __call__(self, engine: "Engine", command: Command, /) -> tuple[Event, ...] | None: ...
+
+
 RetiredState = tuple[
     RetiredOrders | None, Iterable[tuple[str, str, int]], Iterable[tuple[str, Side, int]]
 ]
@@ -67,7 +86,26 @@ class Engine:
         sequence: how many commands have been applied (accepted or rejected); the id of an
             order is the sequence of the command that placed it.
         trade_count: how many trades have executed; trade ids count up from 1.
+
+    The hot path (a valid order placed and matched, a resting order cancelled) runs in C
+    when the compiled module `peerbook.engine._native` is built (`COMPILED`), over these
+    same objects; everything else, and every refusal, runs here. Both give the same events,
+    state and digest (tests/engine/test_native.py); `PurePythonEngine` never uses C.
     """
+
+    __slots__ = (
+        "_books",
+        "_by_client_id",
+        "_digest",
+        "_markets",
+        "_orders",
+        "_owners",
+        "_retired",
+        "_retired_client_ids",
+        "sequence",
+        "trade_count",
+    )
+    _native_apply: ClassVar[_NativeApply | None] = None
 
     def __init__(self, markets: Iterable[Market] = DEFAULT_MARKETS) -> None:
         self._markets: dict[str, Market] = {}
@@ -92,6 +130,11 @@ class Engine:
 
         Never raises on bad input: an invalid command yields a single `OrderRejected`.
         """
+        native = self._native_apply
+        if native is not None:
+            events = native(self, command)
+            if events is not None:
+                return events
         sequence = self.sequence = self.sequence + 1
         if type(command) is PlaceOrder:
             return self._place(command, sequence)
@@ -612,3 +655,45 @@ def _check_liquidity(
                 f"only {market.format_amount(available)}",
             )
     return None
+
+
+class PurePythonEngine(Engine):
+    """The engine without its compiled hot path: the reference the C path is tested
+    against, and what runs where the C module could not be built."""
+
+    __slots__ = ()
+    _native_apply = None
+
+
+def _load_native() -> _NativeApply | None:
+    """The compiled hot path, handed the classes, enum members and constants it works with,
+    or None where `peerbook.engine._native` was not built."""
+    try:
+        from peerbook.engine import _native
+    except ImportError:
+        return None
+    _native.configure(
+        {
+            "Engine": Engine, "OrderBook": OrderBook, "BookSide": BookSide,
+            "DigestChain": DigestChain, "PlaceOrder": PlaceOrder, "CancelOrder": CancelOrder,
+            "Order": Order, "PriceLevel": PriceLevel, "Side": Side, "OrderType": OrderType,
+            "TimeInForce": TimeInForce, "OrderAccepted": OrderAccepted,
+            "TradeExecuted": TradeExecuted, "OrderRested": OrderRested,
+            "OrderExpired": OrderExpired, "OrderCancelled": OrderCancelled,
+            "BUY": Side.BUY, "SELL": Side.SELL, "LIMIT": _LIMIT, "MARKET": _MARKET,
+            "GTC": _GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
+            "OPEN": OrderState.OPEN, "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED,
+            "FILLED": _FILLED, "CANCELED": OrderState.CANCELED, "EXPIRED": _EXPIRED,
+            "heappush": heapq.heappush, "heappop": heapq.heappop, "heapify": heapq.heapify,
+            "deque": deque, "record_accepted": records.record_accepted,
+            "QUANTITY_MAX": QUANTITY_MAX, "TIMESTAMP_MAX": TIMESTAMP_MAX,
+            "CLIENT_ORDER_ID_MAX": CLIENT_ORDER_ID_MAX, "BLOCK": BLOCK,
+            "HEAP_SLACK": HEAP_SLACK, "COMPACT_SLACK": COMPACT_SLACK,
+        }
+    )  # fmt: skip
+    return _native.apply
+
+
+Engine._native_apply = _load_native()
+COMPILED = Engine._native_apply is not None
+"""Whether `Engine` runs its hot path in C (the compiled module was built)."""

@@ -14,7 +14,7 @@ from peerbook.engine.order import Order
 
 __all__ = ["PriceLevel"]
 
-_COMPACT_SLACK = 32
+COMPACT_SLACK = 32
 
 
 class PriceLevel:
@@ -48,8 +48,12 @@ class PriceLevel:
         """
         self.count -= 1
         self.quantity -= order.remaining
-        if len(self.orders) > 2 * self.count + _COMPACT_SLACK:
-            self.orders = deque(o for o in self.orders if o.is_resting)
+        if len(self.orders) > 2 * self.count + COMPACT_SLACK:
+            self.compact()
+
+    def compact(self) -> None:
+        """Rebuild the queue from its live orders, dropping the dead ones."""
+        self.orders = deque(o for o in self.orders if o.is_resting)
 
     def live_orders(self) -> list[Order]:
         """The live orders, oldest first (for queries and invariant checks, not matching)."""
