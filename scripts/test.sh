@@ -15,6 +15,8 @@ if { ! command -v nft || ! command -v faketime; } >/dev/null && [ "$(id -u)" = 0
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables faketime) \
     >/dev/null 2>&1 || echo "nftables/faketime not installed: some fault tests will skip"
 fi
+# The install above builds the engine's compiled hot path; a test fails if it could not.
+export PEERBOOK_REQUIRE_COMPILED=1
 echo "== ruff check"; python3 -m ruff check .
 echo "== ruff format --check"; python3 -m ruff format --check .
 echo "== mypy --strict"; python3 -m mypy --strict

@@ -341,11 +341,8 @@ text_free(Text *t)
 }
 
 static int
-text_reserve(Text *t, Py_ssize_t more)
+text_grow(Text *t, Py_ssize_t more)
 {
-    if (t->size + more <= t->capacity) {
-        return 0;
-    }
     Py_ssize_t capacity = 2 * (t->size + more);
     char *data = PyMem_Malloc((size_t)capacity);
     if (data == NULL) {
@@ -359,7 +356,13 @@ text_reserve(Text *t, Py_ssize_t more)
     return 0;
 }
 
-static int
+static inline int
+text_reserve(Text *t, Py_ssize_t more)
+{
+    return t->size + more <= t->capacity ? 0 : text_grow(t, more);
+}
+
+static inline int
 text_raw(Text *t, const char *s, Py_ssize_t n)
 {
     if (text_reserve(t, n) < 0) {
@@ -370,18 +373,41 @@ text_raw(Text *t, const char *s, Py_ssize_t n)
     return 0;
 }
 
-static int
+static inline int
 text_char(Text *t, char c)
 {
-    return text_raw(t, &c, 1);
+    if (text_reserve(t, 1) < 0) {
+        return -1;
+    }
+    t->data[t->size++] = c;
+    return 0;
 }
 
-static int
+/* A 64-bit integer in decimal, written by hand: snprintf cost a third of an order's
+ * instructions (callgrind). */
+static inline int
 text_i64(Text *t, long long value)
 {
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%lld", value);
-    return text_raw(t, digits, n);
+    if (text_reserve(t, 20) < 0) {
+        return -1;
+    }
+    char digits[20];
+    int n = 0;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    do {
+        digits[n++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    char *out = t->data + t->size;
+    if (value < 0) {
+        *out++ = '-';
+    }
+    while (n) {
+        *out++ = digits[--n];
+    }
+    t->size = out - t->data;
+    return 0;
 }
 
 /* An int of any size (a cost may pass 64 bits), in decimal; None as "None" (the %s of a
@@ -900,6 +926,11 @@ new_order(PyObject *command, PyObject *sequence, PyObject *owner)
     set_slot_borrowed(order, o_timestamp, PyTuple_GET_ITEM(command, 1));
     set_slot_borrowed(order, o_last_trade_timestamp, Py_None);
     set_slot_borrowed(order, o_state, OPEN);
+    /* An order holds only strings, integers, None and enum members, so it can never be part
+     * of a reference cycle: the cyclic collector need not track it. Untracked, the orders
+     * kept on record stop costing every collection a visit each (a tenth of an order's
+     * instructions at 20,000 orders, more as they accumulate). */
+    PyObject_GC_UnTrack(order);
     return order;
 }
 
