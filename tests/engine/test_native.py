@@ -14,7 +14,7 @@ import gc
 import os
 import random
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -78,7 +78,7 @@ def _events(events: tuple[Event, ...]) -> list[tuple[str, tuple[object, ...]]]:
 
 
 def assert_paths_agree(
-    commands: list[Command], between: Callable[[Engine], None] | None = None
+    commands: Sequence[Command], between: Callable[[Engine], None] | None = None
 ) -> Engine:
     """Apply ``commands`` to both engines, comparing after every command and at the end;
     ``between`` runs on both after every command (retiring, say)."""
