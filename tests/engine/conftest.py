@@ -16,10 +16,10 @@ from peerbook.engine.engine import COMPILED, Engine, PurePythonEngine
 )
 def engine_implementation(request: pytest.FixtureRequest) -> Iterator[str]:
     """Which hot path `Engine` takes in this module's run."""
-    compiled = Engine._native_apply
+    compiled = Engine.apply
     if request.param == "python":
-        Engine._native_apply = PurePythonEngine._native_apply
+        Engine.apply = PurePythonEngine.apply  # type: ignore[method-assign]
     try:
         yield str(request.param)
     finally:
-        Engine._native_apply = compiled
+        Engine.apply = compiled  # type: ignore[method-assign]

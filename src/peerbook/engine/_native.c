@@ -8,10 +8,10 @@
  * `Engine._execute`, `matching.match` and `Engine._cancel` do, reading and writing those
  * objects' __slots__ directly at the offsets their member descriptors give.
  *
- * `apply(engine, command)` returns the events, or None when the command is not one it
- * handles (a client order id already used, any invalid field, post-only, fill-or-kill, a
- * cancel that would be refused, a market symbol on a cancel): then it has changed nothing
- * and the Python engine applies the command. So every refusal sentence, and every rare rule,
+ * `method(python_apply)` makes the replacement for `Engine.apply`: it applies what it
+ * handles and hands anything else, unchanged, to the engine's Python method (a client order
+ * id already used, any invalid field, post-only, fill-or-kill, a cancel that would be
+ * refused, a market symbol on a cancel). So every refusal sentence, and every rare rule,
  * has one implementation, in Python; the differential tests check that both paths give the
  * same events, orders, books and digests.
  *
@@ -1179,33 +1179,66 @@ cancel(PyObject *engine, PyObject *command)
 
 /* ---- the module -------------------------------------------------------------------------- */
 
+/* Engine.apply: ``python_apply`` is the engine's own method, called for what this module
+ * does not handle. */
 static PyObject *
-apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+apply(PyObject *python_apply, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "apply(engine, command)");
+        PyErr_SetString(PyExc_TypeError, "Engine.apply takes one command");
         return NULL;
     }
+    PyObject *engine = args[0], *command = args[1], *events;
+    if (Py_TYPE(command) == PlaceOrderType && PyTuple_GET_SIZE(command) == 10) {
+        events = place(engine, command);
+    }
+    else if (Py_TYPE(command) == CancelOrderType && PyTuple_GET_SIZE(command) == 5) {
+        events = cancel(engine, command);
+    }
+    else {
+        events = Py_NewRef(Py_None);
+    }
+    if (events != Py_None) {
+        return events;
+    }
+    Py_DECREF(events);
+    return PyObject_Vectorcall(python_apply, args, 2, NULL);
+}
+
+static PyMethodDef apply_def = {
+    "apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
+    "apply(command): Engine.apply, its hot path in C.",
+};
+
+/* The method that replaces Engine.apply: the compiled path, falling back to
+ * ``python_apply``. */
+static PyObject *
+method(PyObject *module, PyObject *python_apply)
+{
+    (void)module;
     if (!configured) {
         PyErr_SetString(PyExc_RuntimeError, "peerbook.engine._native is not configured");
         return NULL;
     }
-    PyObject *engine = args[0], *command = args[1];
-    if (Py_TYPE(command) == PlaceOrderType && PyTuple_GET_SIZE(command) == 10) {
-        return place(engine, command);
+    if (!PyCallable_Check(python_apply)) {
+        PyErr_SetString(PyExc_TypeError, "method takes the Python Engine.apply");
+        return NULL;
     }
-    if (Py_TYPE(command) == CancelOrderType && PyTuple_GET_SIZE(command) == 5) {
-        return cancel(engine, command);
+    PyObject *function = PyCFunction_New(&apply_def, python_apply);
+    if (function == NULL) {
+        return NULL;
     }
-    Py_RETURN_NONE;
+    PyObject *bound = PyInstanceMethod_New(function);
+    Py_DECREF(function);
+    return bound;
 }
 
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O,
      "configure(names): the engine's classes, enum members, constants and helpers, by name."},
-    {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
-     "apply(engine, command): the events, or None if the Python engine must apply it."},
+    {"method", method, METH_O,
+     "method(python_apply): Engine.apply with its hot path in C, falling back to "
+     "python_apply(engine, command)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,7 +11,6 @@ import heapq
 import operator
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import ClassVar, Protocol
 
 from peerbook.engine import digest as records
 from peerbook.engine.book import HEAP_SLACK, BookSide, OrderBook
@@ -51,12 +50,6 @@ no number it formats can approach CPython's 4300-digit int-to-str limit."""
 TIMESTAMP_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO-8601 millisecond
 
 _Rejection = tuple[ErrorClass, str]
-
-
-class _NativeApply(Protocol):
-    """`peerbook.engine._native.apply`: the events, or None where Python must apply it."""
-
-    def __call__(self, engine: "Engine", command: Command, /) -> tuple[Event, ...] | None: ...
 
 
 RetiredState = tuple[
@@ -105,7 +98,6 @@ class Engine:
         "sequence",
         "trade_count",
     )
-    _native_apply: ClassVar[_NativeApply | None] = None
 
     def __init__(self, markets: Iterable[Market] = DEFAULT_MARKETS) -> None:
         self._markets: dict[str, Market] = {}
@@ -130,11 +122,6 @@ class Engine:
 
         Never raises on bad input: an invalid command yields a single `OrderRejected`.
         """
-        native = self._native_apply
-        if native is not None:
-            events = native(self, command)
-            if events is not None:
-                return events
         sequence = self.sequence = self.sequence + 1
         if type(command) is PlaceOrder:
             return self._place(command, sequence)
@@ -662,12 +649,12 @@ class PurePythonEngine(Engine):
     against, and what runs where the C module could not be built."""
 
     __slots__ = ()
-    _native_apply = None
+    apply = Engine.apply  # the Python method, before the compiled one replaces it below
 
 
-def _load_native() -> _NativeApply | None:
-    """The compiled hot path, handed the classes, enum members and constants it works with,
-    or None where `peerbook.engine._native` was not built."""
+def _compiled_apply() -> object | None:
+    """`Engine.apply` with its hot path in C, handed the classes, enum members and
+    constants it works with; None where `peerbook.engine._native` was not built."""
     try:
         from peerbook.engine import _native
     except ImportError:
@@ -691,9 +678,11 @@ def _load_native() -> _NativeApply | None:
             "HEAP_SLACK": HEAP_SLACK, "COMPACT_SLACK": COMPACT_SLACK,
         }
     )  # fmt: skip
-    return _native.apply
+    return _native.method(PurePythonEngine.apply)
 
 
-Engine._native_apply = _load_native()
-COMPILED = Engine._native_apply is not None
+_COMPILED_APPLY = _compiled_apply()
+if _COMPILED_APPLY is not None:
+    setattr(Engine, "apply", _COMPILED_APPLY)  # noqa: B010 (mypy refuses assigning a method)
+COMPILED = _COMPILED_APPLY is not None
 """Whether `Engine` runs its hot path in C (the compiled module was built)."""
