@@ -10,7 +10,7 @@ Decimal fields are strings (``"30000.5"``); a JSON integer is accepted, a JSON f
 is (contract section 3). Booleans are not numbers here, although Python says they are.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, TypeVar
 
 from peerbook.engine import (
@@ -71,8 +71,12 @@ kept; emptied when `_COUNTS_MAX` full."""
 _COUNTS_MAX = 1 << 16
 
 
-def decode_entry(entry: object, markets: Mapping[str, Market]) -> Command | RequestError:
-    """A log line of contract section 7, ``{"op", "owner", "timestamp", "args"}``."""
+def _decode_entry(entry: object, markets: Mapping[str, Market]) -> Command | RequestError:
+    """A log line of contract section 7, ``{"op", "owner", "timestamp", "args"}``.
+
+    `decode_entry` is this function, or where the compiled module `peerbook.wire._native`
+    is built, a C function that reads valid entries itself and hands every other one here.
+    """
     if not isinstance(entry, dict):
         return RequestError(ErrorClass.BAD_REQUEST, "entry is not a JSON object")
     if entry.keys() != _ENTRY_FIELDS:
@@ -295,3 +299,24 @@ def _client_order_id(params: Mapping[str, object]) -> str | None:
             f"clientOrderId {value!r:.80} is not a string of 1 to {CLIENT_ORDER_ID_MAX} characters",
         )
     return value
+
+
+def _compiled_decode_entry() -> Callable[[object, Mapping[str, Market]], Command | RequestError]:
+    """`_decode_entry` with valid entries read in C, or itself where the C module is not
+    built (both give the same commands: tests/wire/test_native.py)."""
+    try:
+        from peerbook.wire import _native
+    except ImportError:
+        return _decode_entry
+    _native.configure(
+        {
+            "PlaceOrder": PlaceOrder, "CancelOrder": CancelOrder, "TYPES": _TYPES,
+            "SIDES": _SIDES, "TIME_IN_FORCE": _TIME_IN_FORCE, "COUNTS": _COUNTS,
+            "GTC": TimeInForce.GTC, "MARKET": OrderType.MARKET, "TIMESTAMP_MAX": TIMESTAMP_MAX,
+            "CLIENT_ORDER_ID_MAX": CLIENT_ORDER_ID_MAX,
+        }
+    )  # fmt: skip
+    return _native.decoder(_decode_entry)
+
+
+decode_entry = _compiled_decode_entry()
