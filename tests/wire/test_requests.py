@@ -45,7 +45,8 @@ def test_a_decimal_read_before_is_counted_in_each_market_s_own_increments() -> N
 def test_the_memory_of_decimals_read_stays_bounded() -> None:
     for i in range(requests._COUNTS_MAX + 10):
         assert isinstance(create("BTC/USD", "limit", "buy", "1", f"{i + 1}"), PlaceOrder)
-    assert len(requests._COUNTS) <= requests._COUNTS_MAX
+    tick = requests._COUNTS["0.1"]  # BTC/USD's price tick: every price above went here
+    assert 0 < len(tick) <= requests._COUNTS_MAX
     again = create("BTC/USD", "limit", "buy", "1", "7")
     assert again == create("BTC/USD", "limit", "buy", "1", "7")
 

@@ -39,6 +39,9 @@ of bytes, so that a part can be left unparsed; version 1, one JSON document of t
 fields (no ``version``), is still read."""
 
 
+_new = tuple.__new__
+
+
 class Outcome(NamedTuple):
     """What one command of an entry did: the engine's events, or the request error that
     refused it before the engine (then ``events`` is empty and no sequence was used)."""
@@ -111,13 +114,15 @@ class OrderStateMachine:
             self.rejected_entries += 1
             return []
         outcomes = []
-        markets = self.engine.markets
+        markets, apply = self.engine.markets, self.engine.apply
         for document in entry.commands:
             command = decode_command(document, markets)
             if isinstance(command, RequestError):
                 outcomes.append(Outcome((), str(command)))
             else:
-                outcomes.append(Outcome(self.engine.apply(command), None))
+                # tuple.__new__: the named tuple without its Python __new__ frame, 6 % of
+                # applying an order once the engine and the reading were compiled (callgrind)
+                outcomes.append(_new(Outcome, (apply(command), None)))
         for listener in self.listeners:
             listener(entry, outcomes)
         return outcomes

@@ -112,8 +112,8 @@ increment_text(PyObject *market, PyObject *increment)
     return text;
 }
 
-/* A decimal string already counted in this increment (requests._COUNTS), as a new
- * reference in *out. */
+/* A decimal string already counted in this increment (requests._COUNTS[text][value]), as
+ * a new reference in *out. */
 static int
 count(PyObject *value, PyObject *market, PyObject *increment, PyObject **out)
 {
@@ -124,13 +124,11 @@ count(PyObject *value, PyObject *market, PyObject *increment, PyObject **out)
     if (text == NULL) {
         return -1;
     }
-    PyObject *key = PyTuple_Pack(2, text, value);
+    PyObject *counts = PyDict_GetItemWithError(COUNTS, text);
     Py_DECREF(text);
-    if (key == NULL) {
-        return -1;
-    }
-    PyObject *found = PyDict_GetItemWithError(COUNTS, key);
-    Py_DECREF(key);
+    PyObject *found = counts == NULL || !PyDict_CheckExact(counts)
+                          ? NULL
+                          : PyDict_GetItemWithError(counts, value);
     if (found == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }

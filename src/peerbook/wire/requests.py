@@ -63,11 +63,12 @@ _TIME_IN_FORCE = {
 _CREATE_PARAMS = frozenset({"clientOrderId", "timeInForce", "postOnly"})
 _CANCEL_PARAMS = frozenset({"clientOrderId"})
 _ENTRY_FIELDS = frozenset({"op", "owner", "timestamp", "args"})
-_COUNTS: dict[tuple[str, str], int] = {}
-"""Decimal strings already read, by (increment, text): a market's orders repeat the same few
-prices and sizes, and reading one again costs a dictionary lookup instead of the parse (8 %
-of the instructions of applying an order, `docs/benchmarks.md`). Only valid counts are
-kept; emptied when `_COUNTS_MAX` full."""
+_COUNTS: dict[str, dict[str, int]] = {}
+"""Decimal strings already read, by increment and text: a market's orders repeat the same
+few prices and sizes, and reading one again costs a dictionary lookup instead of the parse
+(8 % of the instructions of applying an order, `docs/benchmarks.md`). Keyed by strings, not
+by a tuple of both, whose hash is computed anew at every lookup. Only valid counts are kept;
+an increment's memory is emptied when `_COUNTS_MAX` full."""
 _COUNTS_MAX = 1 << 16
 
 
@@ -234,13 +235,15 @@ def _count(value: object, increment: Increment, what: str, unit: str) -> int:
     """A positive decimal amount or price as a whole number of increments."""
     if type(value) is not str:
         return _read_count(value, increment, what, unit)
-    key = (increment.text, value)
-    count = _COUNTS.get(key)
+    counts = _COUNTS.get(increment.text)
+    if counts is None:
+        counts = _COUNTS[increment.text] = {}
+    count = counts.get(value)
     if count is None:
         count = _read_count(value, increment, what, unit)
-        if len(_COUNTS) >= _COUNTS_MAX:
-            _COUNTS.clear()
-        _COUNTS[key] = count
+        if len(counts) >= _COUNTS_MAX:
+            counts.clear()
+        counts[value] = count
     return count
 
 
