@@ -460,10 +460,20 @@ class _CollectorWatch:
         self.slow_full_collection = False
         self._started = 0.0
 
+    YOUNG_THRESHOLD = 20_000
+    """Allocations between two collections of the youngest generation (CPython: 700). A
+    member allocates and frees a few dozen containers per order it applies (the entry's
+    JSON, the command, its events), nearly all freed by reference counting within the
+    entry; collected every 700 allocations, they were walked while still alive. At 20,000
+    most are gone before a collection comes: 47,952 -> 42,848 instructions per applied
+    order (callgrind, entries of 500 crossing orders), for young collections of a
+    millisecond or so."""
+
     def install(self) -> None:
-        """Watch the collector (once per process)."""
+        """Watch the collector, and space its young collections out (once per process)."""
         if self._watch not in gc.callbacks:
             gc.callbacks.append(self._watch)
+            gc.set_threshold(self.YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def _watch(self, phase: str, info: dict[str, int]) -> None:
         if info["generation"] != 2:
