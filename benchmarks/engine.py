@@ -1,5 +1,6 @@
 """Engine benchmark: throughput, per-operation latency and memory of `peerbook.engine.Engine`,
-against the naive reference matcher `peerbook.testing.reference.ReferenceEngine`.
+against the same engine without its compiled hot path (`PurePythonEngine`) and the naive
+reference matcher `peerbook.testing.reference.ReferenceEngine`.
 
 Run: ``python benchmarks/engine.py`` (the full run: 1,000,000 timed operations per workload,
 several minutes), ``python benchmarks/engine.py --quick`` (100,000 operations: a smoke run),
@@ -44,9 +45,11 @@ The generator drives a scratch `Engine` as it goes (to know the best prices and 
 still rest): the workload depends only on the seed, and an order's id is the sequence number
 of the command that placed it, exactly as the engine assigns it.
 
-The reference matcher scans lists, so it is much slower on a big book: it runs a prefix of the
-same command list (``--reference-ops``, ``--reference-deep-ops``), the Engine is measured on
-that same prefix too, and the engine/reference ratio compares ops/s at equal N.
+Where the C module is built, the engine in Python alone runs the whole command list too
+(``--no-python`` skips it), with the same digest. The reference matcher scans lists, so it
+is much slower on a big book: it runs a prefix of the same command list
+(``--reference-ops``, ``--reference-deep-ops``), the Engine is measured on that same prefix
+too. The "Engine/this" column divides the Engine's ops/s by the row's, at equal N.
 
 Notes: the garbage collector stays enabled (the engine's own collection cost counts), but
 the benchmark's own long-lived objects (the command lists) are moved out of its way with
@@ -85,6 +88,7 @@ from peerbook.engine import (
     TimeInForce,
     TradeExecuted,
 )
+from peerbook.engine.engine import COMPILED, PurePythonEngine
 from peerbook.testing.reference import ReferenceEngine
 
 SYMBOL = "BTC/USD"
@@ -158,7 +162,7 @@ class Result:
     bytes_per_order: float
     digest: str | None
     trade_count: int | None
-    ratio: float | None = None  # on reference rows: engine ops/s / reference ops/s at equal N
+    ratio: float | None = None  # Engine ops/s / this row's ops/s at equal N (not on Engine rows)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -542,7 +546,7 @@ def log(text: str, end: str = "\n") -> None:
 def _table(results: Sequence[Result]) -> str:
     headers = (
         "workload", "implementation", "N (timed ops)", "ops/s median", "ops/s min",
-        "ops/s max", "p50 µs", "p99 µs", "peak MiB", "bytes/order", "engine/ref",
+        "ops/s max", "p50 µs", "p99 µs", "peak MiB", "bytes/order", "Engine/this",
     )  # fmt: skip
     rows = [
         (
@@ -621,6 +625,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="operations for the reference on the deep workload (300; quick: 100)",
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument(
+        "--no-python", action="store_true", help="skip the engine without its compiled path"
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs for the median (5)")
     parser.add_argument(
         "--workload",
@@ -661,14 +668,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         workloads.append(workload)
         log(f"generated {_describe(workload, args.seed)} [{time.perf_counter() - began:.0f} s]")
         _settle()
-        results.append(measure("Engine", Engine, workload, args.ops, args.runs, workload.digest))
+        engine = measure("Engine", Engine, workload, args.ops, args.runs, workload.digest)
+        results.append(engine)
+        if COMPILED and not args.no_python:
+            python = measure(
+                "Python only", PurePythonEngine, workload, args.ops, args.runs, workload.digest
+            )
+            python.ratio = engine.ops_per_s_median / python.ops_per_s_median
+            results.append(python)
         if args.no_reference:
             continue
         small = args.reference_deep_ops if workload.setup else args.reference_ops
         small = min(small, args.ops)
+        engine_small = engine
         if small != args.ops:
-            results.append(measure("Engine", Engine, workload, small, args.runs, None))
-        engine_small = results[-1]
+            engine_small = measure("Engine", Engine, workload, small, args.runs, None)
+            results.append(engine_small)
         reference = measure("Reference", ReferenceEngine, workload, small, args.runs, None)
         reference.ratio = engine_small.ops_per_s_median / reference.ops_per_s_median
         results.append(reference)
@@ -727,8 +742,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "perf_counter_ns (adds its own overhead).\n"
         "peak MiB: tracemalloc peak in a separate run (state + transient allocations); "
         "bytes/order = peak / orders on record (setup included).\n"
-        "engine/ref: Engine ops/s over ReferenceEngine ops/s on the same first N operations "
-        "(the Engine row just above it).\n"
+        "Python only: the Engine without its compiled hot path (PurePythonEngine).\n"
+        "Engine/this: the Engine's ops/s over this row's, on the same first N operations.\n"
         "The Engine maintains its digest on every command: all its figures include it."
     )
 

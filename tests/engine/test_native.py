@@ -242,3 +242,25 @@ def test_the_compiled_path_frees_what_it_no_longer_holds() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 64 * 1024, f"{after - before} bytes still held"
+
+
+def test_the_compiled_path_hands_misuse_to_python_which_raises_instead_of_crashing() -> None:
+    # The C code reads slots at fixed offsets: anything not a whole Engine, or an order
+    # record missing a field, must reach the Python method (found by a reviewing helper:
+    # each of these crashed the process before).
+    place = PlaceOrder("p1", EPOCH_MS, "BTC/USD", Side.SELL, OrderType.LIMIT, 5, 100)
+    with pytest.raises(AttributeError):
+        Engine.apply(object(), place)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        Engine.__new__(Engine).apply(place)
+    engine, _ = _engines()
+    engine.apply(place)
+    order = engine.order(1)
+    assert order is not None
+    del order.symbol
+    with pytest.raises(AttributeError):
+        engine.apply(CancelOrder("p1", EPOCH_MS, 1))
+    assert [type(e).__name__ for e in _engines()[0].apply(command=place)] == [
+        "OrderAccepted",
+        "OrderRested",
+    ]

@@ -29,7 +29,7 @@
 
 static int configured = 0;
 
-static PyTypeObject *PlaceOrderType, *CancelOrderType, *OrderType_, *PriceLevelType;
+static PyTypeObject *EngineType, *PlaceOrderType, *CancelOrderType, *OrderType_, *PriceLevelType;
 static PyTypeObject *SideType, *OrderTypeType, *TimeInForceType;
 static PyTypeObject *AcceptedType, *TradeType, *RestedType, *ExpiredType, *CancelledType;
 static PyObject *BUY, *SELL, *LIMIT, *MARKET, *GTC, *IOC, *FOK;
@@ -108,12 +108,18 @@ static PyObject *
 configure(PyObject *module, PyObject *names)
 {
     (void)module;
+    if (configured) {
+        PyErr_SetString(PyExc_RuntimeError, "peerbook.engine._native is configured once");
+        return NULL;
+    }
     if (!PyDict_Check(names)) {
         PyErr_SetString(PyExc_TypeError, "configure takes a dict");
         return NULL;
     }
     PyObject *engine, *book, *side, *digest;
     TAKE(engine, "Engine");
+    EngineType = (PyTypeObject *)engine;
+    Py_INCREF(EngineType); /* kept: apply checks its first argument against it */
     TAKE(book, "OrderBook");
     TAKE(side, "BookSide");
     TAKE(digest, "DigestChain");
@@ -480,18 +486,26 @@ digest_add(PyObject *engine, PyObject *record)
     }
     PyObject *digest = SLOT(engine, e_digest);
     PyObject *open = SLOT(digest, d_open);
+    if (open == NULL || !PyList_Check(open)) {
+        Py_DECREF(record);
+        PyErr_SetString(PyExc_SystemError, "the digest chain has no open block");
+        return -1;
+    }
     int failed = PyList_Append(open, record);
     Py_DECREF(record);
     if (failed) {
         return -1;
     }
     if (PyList_GET_SIZE(open) >= BLOCK) {
+        Py_INCREF(digest); /* _fold is Python: hold what it might let go */
         PyObject *chain = call_method0(digest, s_fold);
-        if (chain == NULL) {
-            return -1;
+        if (chain != NULL) {
+            set_slot(digest, d_chain, chain);
+            open = SLOT(digest, d_open);
+            failed = PyList_SetSlice(open, 0, PyList_GET_SIZE(open), NULL);
         }
-        set_slot(digest, d_chain, chain);
-        if (PyList_SetSlice(open, 0, PyList_GET_SIZE(open), NULL) < 0) {
+        Py_DECREF(digest);
+        if (chain == NULL || failed) {
             return -1;
         }
     }
@@ -616,7 +630,10 @@ rest(PyObject *side, PyObject *order, PyObject *price_obj, long long price, long
         level = fresh;
         Py_DECREF(fresh); /* the dict holds it */
         PyObject *heap = SLOT(side, s_heap);
-        long long sign = PyLong_AsLongLong(SLOT(side, s_sign));
+        long long sign;
+        if (heap == NULL || slot_i64(side, s_sign, &sign) < 0) {
+            return -1;
+        }
         if (PyList_GET_SIZE(heap) > 2 * PyDict_GET_SIZE(levels) + HEAP_SLACK) {
             PyObject *keys = PyList_New(0);
             if (keys == NULL) {
@@ -670,7 +687,12 @@ match(PyObject *taker, PyObject *makers, int limited, long long limit_key, long 
         return NULL;
     }
     PyObject *heap = SLOT(makers, s_heap), *levels = SLOT(makers, s_levels);
-    long long sign = PyLong_AsLongLong(SLOT(makers, s_sign));
+    long long sign;
+    if (heap == NULL || levels == NULL || slot_i64(makers, s_sign, &sign) < 0) {
+        PyErr_SetString(PyExc_SystemError, "a book side lacks a field");
+        Py_DECREF(trades);
+        return NULL;
+    }
     long long remaining = *remaining_out, trade_id = first_trade_id;
     PyObject *timestamp = SLOT(taker, o_timestamp);
     PyObject *taker_id = SLOT(taker, o_order_id), *taker_side = SLOT(taker, o_side);
@@ -708,12 +730,20 @@ match(PyObject *taker, PyObject *makers, int limited, long long limit_key, long 
             goto level_error;
         }
         while (remaining) {
-            if (PySequence_Size(queue) <= 0) {
-                PyErr_SetString(PyExc_SystemError, "a price level counts orders it does not hold");
+            Py_ssize_t queued = PySequence_Size(queue);
+            if (queued <= 0) {
+                if (queued == 0) {
+                    PyErr_SetString(PyExc_SystemError, "a level counts orders it does not hold");
+                }
                 goto level_error;
             }
             PyObject *maker = PySequence_GetItem(queue, 0);
             if (maker == NULL) {
+                goto level_error;
+            }
+            if (SLOT(maker, o_state) == NULL || SLOT(maker, o_order_id) == NULL) {
+                Py_DECREF(maker);
+                PyErr_SetString(PyExc_SystemError, "an order in the book lacks a field");
                 goto level_error;
             }
             if (is_closed(SLOT(maker, o_state))) {
@@ -972,13 +1002,17 @@ place(PyObject *engine, PyObject *command)
         return NULL;
     }
     PyObject *side = PyTuple_GET_ITEM(command, 3);
+    /* held strongly: the calls below into Python (a store of client order ids, heapq) must
+     * not be able to free them under us */
     PyObject *makers = SLOT(book, side == BUY ? b_asks : b_bids);
     PyObject *resters = SLOT(book, side == BUY ? b_bids : b_asks);
-    long long sign = PyLong_AsLongLong(SLOT(makers, s_sign));
-
-    long long sequence_value, trade_count;
-    if (slot_i64(engine, e_sequence, &sequence_value) < 0 ||
+    long long sign, sequence_value, trade_count;
+    if (makers == NULL || resters == NULL || slot_i64(makers, s_sign, &sign) < 0 ||
+        slot_i64(engine, e_sequence, &sequence_value) < 0 ||
         slot_i64(engine, e_trade_count, &trade_count) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "a book lacks a side");
+        }
         return NULL;
     }
     sequence_value++;
@@ -986,6 +1020,8 @@ place(PyObject *engine, PyObject *command)
     if (sequence == NULL) {
         return NULL;
     }
+    Py_INCREF(makers);
+    Py_INCREF(resters);
     set_slot_borrowed(engine, e_sequence, sequence);
     PyObject *interned = PyDict_SetDefault(SLOT(engine, e_owners), owner, owner); /* borrowed */
     PyObject *order = interned == NULL ? NULL : new_order(command, sequence, interned);
@@ -1078,6 +1114,8 @@ place(PyObject *engine, PyObject *command)
         PUT(events, 1 + n, last);
     }
 done:
+    Py_DECREF(makers);
+    Py_DECREF(resters);
     Py_DECREF(sequence);
     Py_XDECREF(order);
     Py_XDECREF(trades);
@@ -1103,8 +1141,11 @@ cancel(PyObject *engine, PyObject *command)
         Py_RETURN_NONE;
     }
     PyObject *state = SLOT(order, o_state), *price_obj = SLOT(order, o_price);
-    if ((state != OPEN && state != PARTIALLY_FILLED) || !PyLong_CheckExact(price_obj)) {
-        Py_RETURN_NONE;
+    if ((state != OPEN && state != PARTIALLY_FILLED) || price_obj == NULL ||
+        !PyLong_CheckExact(price_obj) || SLOT(order, o_owner) == NULL ||
+        SLOT(order, o_symbol) == NULL || SLOT(order, o_side) == NULL ||
+        SLOT(order, o_remaining) == NULL || SLOT(order, o_order_id) == NULL) {
+        Py_RETURN_NONE; /* not open, or a record missing a field: Python says which */
     }
     int same = PyObject_RichCompareBool(SLOT(order, o_owner), owner, Py_EQ);
     if (same <= 0) {
@@ -1114,15 +1155,9 @@ cancel(PyObject *engine, PyObject *command)
         Py_RETURN_NONE;
     }
     PyObject *book = PyDict_GetItemWithError(SLOT(engine, e_books), SLOT(order, o_symbol));
-    if (book == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_SystemError, "a resting order's market has no book");
-        }
-        return NULL;
-    }
-    PyObject *side = SLOT(book, SLOT(order, o_side) == BUY ? b_bids : b_asks);
-    PyObject *levels = SLOT(side, s_levels);
-    PyObject *level = PyDict_GetItemWithError(levels, price_obj); /* borrowed */
+    PyObject *side = book == NULL ? NULL : SLOT(book, SLOT(order, o_side) == BUY ? b_bids : b_asks);
+    PyObject *levels = side == NULL ? NULL : SLOT(side, s_levels);
+    PyObject *level = levels == NULL ? NULL : PyDict_GetItemWithError(levels, price_obj);
     if (level == NULL) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_SystemError, "a resting order's level is missing");
@@ -1134,24 +1169,36 @@ cancel(PyObject *engine, PyObject *command)
         slot_i64(order, o_remaining, &remaining) < 0 || slot_i64(level, l_count, &count) < 0) {
         return NULL;
     }
-    /* Engine._cancel and BookSide.withdraw / PriceLevel.forget */
+    /* Engine._cancel and BookSide.withdraw / PriceLevel.forget. Held strongly from here:
+     * compacting the level runs Python code. */
+    Py_INCREF(order);
+    Py_INCREF(levels);
+    Py_INCREF(level);
+    Py_INCREF(price_obj);
+    PyObject *events = NULL;
     sequence_value++;
     if (set_slot_i64(engine, e_sequence, sequence_value) < 0) {
-        return NULL;
+        goto done;
     }
     set_slot_borrowed(order, o_state, CANCELED);
     count--;
-    Py_INCREF(level);
-    int failed = set_slot_i64(level, l_count, count) < 0 ||
-                 slot_add_product(level, l_quantity, remaining, -1) < 0;
-    if (!failed && PySequence_Size(SLOT(level, l_orders)) > 2 * count + COMPACT_SLACK) {
-        PyObject *done = call_method0(level, s_compact);
-        failed = done == NULL;
-        Py_XDECREF(done);
+    if (set_slot_i64(level, l_count, count) < 0 ||
+        slot_add_product(level, l_quantity, remaining, -1) < 0) {
+        goto done;
     }
-    Py_DECREF(level);
-    if (failed || (count == 0 && PyDict_DelItem(levels, price_obj) < 0)) {
-        return NULL;
+    Py_ssize_t queued = PySequence_Size(SLOT(level, l_orders));
+    if (queued < 0) {
+        goto done;
+    }
+    if (queued > 2 * count + COMPACT_SLACK) {
+        PyObject *compacted = call_method0(level, s_compact);
+        if (compacted == NULL) {
+            goto done;
+        }
+        Py_DECREF(compacted);
+    }
+    if (count == 0 && PyDict_DelItem(levels, price_obj) < 0) {
+        goto done;
     }
     Text t;
     text_init(&t);
@@ -1163,17 +1210,22 @@ cancel(PyObject *engine, PyObject *command)
     }
     text_free(&t);
     if (digest_add(engine, record) < 0) {
-        return NULL;
+        goto done;
     }
     PyObject *cancelled = event(CancelledType, 3);
     if (cancelled == NULL) {
-        return NULL;
+        goto done;
     }
     PUT_BORROWED(cancelled, 0, SLOT(engine, e_sequence));
     PUT_BORROWED(cancelled, 1, SLOT(order, o_order_id));
     PUT_BORROWED(cancelled, 2, SLOT(order, o_remaining));
-    PyObject *events = PyTuple_Pack(1, cancelled);
+    events = PyTuple_Pack(1, cancelled);
     Py_DECREF(cancelled);
+done:
+    Py_DECREF(order);
+    Py_DECREF(levels);
+    Py_DECREF(level);
+    Py_DECREF(price_obj);
     return events;
 }
 
@@ -1181,32 +1233,46 @@ cancel(PyObject *engine, PyObject *command)
 
 /* Engine.apply: ``python_apply`` is the engine's own method, called for what this module
  * does not handle. */
-static PyObject *
-apply(PyObject *python_apply, PyObject *const *args, Py_ssize_t nargs)
+/* Whether ``engine`` is an Engine whose slots this module reads are all set. */
+static int
+engine_complete(PyObject *engine)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "Engine.apply takes one command");
-        return NULL;
+    return PyObject_TypeCheck(engine, EngineType) && SLOT(engine, e_markets) != NULL &&
+           SLOT(engine, e_books) != NULL && SLOT(engine, e_orders) != NULL &&
+           SLOT(engine, e_by_client_id) != NULL && SLOT(engine, e_owners) != NULL &&
+           SLOT(engine, e_digest) != NULL && SLOT(engine, e_sequence) != NULL &&
+           SLOT(engine, e_trade_count) != NULL && PyDict_CheckExact(SLOT(engine, e_markets)) &&
+           PyDict_CheckExact(SLOT(engine, e_books)) && PyDict_CheckExact(SLOT(engine, e_orders)) &&
+           PyDict_CheckExact(SLOT(engine, e_owners));
+}
+
+/* Engine.apply: ``python_apply`` is the engine's own method, called for what this module
+ * does not handle (and for any call not of the form engine.apply(command)). */
+static PyObject *
+apply(PyObject *python_apply, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs == 2 && kwnames == NULL && engine_complete(args[0])) {
+        PyObject *engine = args[0], *command = args[1], *events;
+        if (Py_TYPE(command) == PlaceOrderType && PyTuple_GET_SIZE(command) == 10) {
+            events = place(engine, command);
+        }
+        else if (Py_TYPE(command) == CancelOrderType && PyTuple_GET_SIZE(command) == 5) {
+            events = cancel(engine, command);
+        }
+        else {
+            events = Py_NewRef(Py_None);
+        }
+        if (events != Py_None) {
+            return events; /* the events, or NULL with the exception set */
+        }
+        Py_DECREF(events);
     }
-    PyObject *engine = args[0], *command = args[1], *events;
-    if (Py_TYPE(command) == PlaceOrderType && PyTuple_GET_SIZE(command) == 10) {
-        events = place(engine, command);
-    }
-    else if (Py_TYPE(command) == CancelOrderType && PyTuple_GET_SIZE(command) == 5) {
-        events = cancel(engine, command);
-    }
-    else {
-        events = Py_NewRef(Py_None);
-    }
-    if (events != Py_None) {
-        return events;
-    }
-    Py_DECREF(events);
-    return PyObject_Vectorcall(python_apply, args, 2, NULL);
+    return PyObject_Vectorcall(python_apply, args, nargsf, kwnames);
 }
 
 static PyMethodDef apply_def = {
-    "apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
+    "apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL | METH_KEYWORDS,
     "apply(command): Engine.apply, its hot path in C.",
 };
 

@@ -92,7 +92,7 @@ configure(PyObject *module, PyObject *names)
 
 /* ---- pieces of a document; each returns 1 (read), 0 (not this path's) or -1 (error) ---- */
 
-/* ``d[key]`` borrowed, or NULL when absent (no error: dict keys here are strings). */
+/* ``d[key]`` borrowed, or NULL: absent, or (PyErr_Occurred) failed. */
 static inline PyObject *
 get(PyObject *d, PyObject *key)
 {
