@@ -300,6 +300,23 @@ event(PyTypeObject *type, Py_ssize_t size)
     return type->tp_alloc(type, size);
 }
 
+/* An event of ``size`` items, each given as a borrowed reference. */
+static PyObject *
+event_of(PyTypeObject *type, Py_ssize_t size, ...)
+{
+    PyObject *tuple = event(type, size);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    va_list items;
+    va_start(items, size);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(va_arg(items, PyObject *)));
+    }
+    va_end(items);
+    return tuple;
+}
+
 #define PUT(tuple, index, value) PyTuple_SET_ITEM((tuple), (index), (value))
 #define PUT_BORROWED(tuple, index, value) \
     do {                                  \
@@ -1037,22 +1054,15 @@ place(PyObject *engine, PyObject *command)
             goto done;
         }
     }
-    accepted = event(AcceptedType, 12);
+    /* OrderAccepted(sequence, order_id, owner, client_order_id, symbol, side, type,
+     * time_in_force, post_only, price, amount, timestamp) */
+    accepted = event_of(AcceptedType, 12, sequence, sequence, interned, client_order_id, symbol,
+                        side, PyTuple_GET_ITEM(command, 4), PyTuple_GET_ITEM(command, 7),
+                        PyTuple_GET_ITEM(command, 8), PyTuple_GET_ITEM(command, 6),
+                        PyTuple_GET_ITEM(command, 5), PyTuple_GET_ITEM(command, 1));
     if (accepted == NULL) {
         goto done;
     }
-    PUT_BORROWED(accepted, 0, sequence);
-    PUT_BORROWED(accepted, 1, sequence);
-    PUT_BORROWED(accepted, 2, interned);
-    PUT_BORROWED(accepted, 3, client_order_id);
-    PUT_BORROWED(accepted, 4, symbol);
-    PUT_BORROWED(accepted, 5, side);
-    PUT_BORROWED(accepted, 6, PyTuple_GET_ITEM(command, 4));
-    PUT_BORROWED(accepted, 7, PyTuple_GET_ITEM(command, 7));
-    PUT_BORROWED(accepted, 8, PyTuple_GET_ITEM(command, 8));
-    PUT_BORROWED(accepted, 9, PyTuple_GET_ITEM(command, 6));
-    PUT_BORROWED(accepted, 10, PyTuple_GET_ITEM(command, 5));
-    PUT_BORROWED(accepted, 11, PyTuple_GET_ITEM(command, 1));
 
     long long remaining = amount;
     if (PyDict_GET_SIZE(SLOT(makers, s_levels))) {
@@ -1075,26 +1085,20 @@ place(PyObject *engine, PyObject *command)
             if (rest(resters, order, PyTuple_GET_ITEM(command, 6), price, remaining) < 0) {
                 goto done;
             }
-            last = event(RestedType, 6);
+            /* OrderRested(sequence, order_id, symbol, side, price, quantity_remaining) */
+            last = event_of(RestedType, 6, sequence, sequence, symbol, side,
+                            PyTuple_GET_ITEM(command, 6), SLOT(order, o_remaining));
             if (last == NULL) {
                 goto done;
             }
-            PUT_BORROWED(last, 0, sequence);
-            PUT_BORROWED(last, 1, sequence);
-            PUT_BORROWED(last, 2, symbol);
-            PUT_BORROWED(last, 3, side);
-            PUT_BORROWED(last, 4, PyTuple_GET_ITEM(command, 6));
-            PUT_BORROWED(last, 5, SLOT(order, o_remaining));
         }
         else {
             set_slot_borrowed(order, o_state, EXPIRED);
-            last = event(ExpiredType, 3);
+            /* OrderExpired(sequence, order_id, quantity_remaining) */
+            last = event_of(ExpiredType, 3, sequence, sequence, SLOT(order, o_remaining));
             if (last == NULL) {
                 goto done;
             }
-            PUT_BORROWED(last, 0, sequence);
-            PUT_BORROWED(last, 1, sequence);
-            PUT_BORROWED(last, 2, SLOT(order, o_remaining));
         }
     }
     if (digest_add(engine, accepted_record(sequence_value, command, order, trades)) < 0) {
@@ -1212,13 +1216,12 @@ cancel(PyObject *engine, PyObject *command)
     if (digest_add(engine, record) < 0) {
         goto done;
     }
-    PyObject *cancelled = event(CancelledType, 3);
+    /* OrderCancelled(sequence, order_id, quantity_remaining) */
+    PyObject *cancelled = event_of(CancelledType, 3, SLOT(engine, e_sequence),
+                                   SLOT(order, o_order_id), SLOT(order, o_remaining));
     if (cancelled == NULL) {
         goto done;
     }
-    PUT_BORROWED(cancelled, 0, SLOT(engine, e_sequence));
-    PUT_BORROWED(cancelled, 1, SLOT(order, o_order_id));
-    PUT_BORROWED(cancelled, 2, SLOT(order, o_remaining));
     events = PyTuple_Pack(1, cancelled);
     Py_DECREF(cancelled);
 done:
