@@ -264,3 +264,27 @@ def test_the_compiled_path_hands_misuse_to_python_which_raises_instead_of_crashi
         "OrderAccepted",
         "OrderRested",
     ]
+
+
+@pytest.mark.parametrize("engine_class", [Engine, PurePythonEngine])
+def test_a_store_of_client_order_ids_that_raises_leaves_the_engine_as_it_was(
+    engine_class: type[Engine],
+) -> None:
+    # The C path asks the store before it takes a sequence number; the Python path took one
+    # first and kept it (found by a reviewing helper). Now neither does.
+    class Failing:
+        def order_id(self, owner: str, client_order_id: str) -> int | None:
+            raise OSError("database is locked")
+
+    engine = engine_class()
+    engine.keep_client_ids_in(Failing())
+    digest = engine.digest()
+    for command in (
+        PlaceOrder(
+            "p1", EPOCH_MS, "BTC/USD", Side.SELL, OrderType.LIMIT, 5, 100, client_order_id="c"
+        ),
+        CancelOrder("p1", EPOCH_MS, None, "c"),
+    ):
+        with pytest.raises(OSError, match="locked"):
+            engine.apply(command)
+        assert (engine.sequence, engine.digest(), engine.order_count) == (0, digest, 0)

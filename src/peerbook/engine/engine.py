@@ -120,16 +120,22 @@ class Engine:
     def apply(self, command: Command) -> tuple[Event, ...]:
         """Apply one command and return what happened, in order.
 
-        Never raises on bad input: an invalid command yields a single `OrderRejected`.
+        Never raises on bad input: an invalid command yields a single `OrderRejected`. Should
+        the store of retired client order ids raise (`keep_client_ids_in`), the exception
+        leaves the engine as it was, the sequence included, on both paths.
         """
-        sequence = self.sequence = self.sequence + 1
+        sequence = self.sequence + 1
         if type(command) is PlaceOrder:
-            return self._place(command, sequence)
-        if type(command) is CancelOrder:
-            return self._cancel(command, sequence)
-        return self._reject(
-            sequence, command, ErrorClass.BAD_REQUEST, f"unknown command {type(command).__name__}"
-        )
+            events = self._place(command, sequence)
+        elif type(command) is CancelOrder:
+            events = self._cancel(command, sequence)
+        else:
+            events = self._reject(
+                sequence, command, ErrorClass.BAD_REQUEST,
+                f"unknown command {type(command).__name__}",
+            )  # fmt: skip
+        self.sequence = sequence
+        return events
 
     # -- queries (never mutate) ---------------------------------------------------------------
 
