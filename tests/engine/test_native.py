@@ -29,8 +29,10 @@ from peerbook.engine import (
     PlaceOrder,
     Side,
     TimeInForce,
+    snapshot,
 )
 from peerbook.engine.engine import COMPILED, Engine, PurePythonEngine
+from peerbook.errors import SnapshotError
 from tests.engine.streams import random_stream
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="peerbook.engine._native is not built")
@@ -288,3 +290,35 @@ def test_a_store_of_client_order_ids_that_raises_leaves_the_engine_as_it_was(
         with pytest.raises(OSError, match="locked"):
             engine.apply(command)
         assert (engine.sequence, engine.digest(), engine.order_count) == (0, digest, 0)
+
+
+def test_orders_of_a_snapshot_are_read_in_c_as_python_reads_them() -> None:
+    # Every record the engine writes, and records one field from well formed, which the C
+    # reader must hand to Python (whose error names the field).
+    assert snapshot.decode_order is not snapshot._decode_order
+    engine = assert_paths_agree(random_stream(5, 800))
+    records = [snapshot.encode_order(order) for order in engine.orders()]
+    big = [*records[0][:11], 2**80, *records[0][12:]]  # a cost past 64 bits
+    for record in [*records, big]:
+        got, want = snapshot.decode_order(record), snapshot._decode_order(record)
+        assert _order_state(got) == _order_state(want), record
+        assert type(got) is Order
+    wrong: list[tuple[int, object]] = [
+        (0, -1), (0, True), (1, 5), (2, 7), (3, None), (4, 2), (5, -1), (6, 3), (7, 0),
+        (8, -5), (9, "1"), (10, 1.0), (11, -(2**80)), (12, None), (13, "t"), (14, 5),
+    ]  # fmt: skip
+    for field, value in wrong:
+        record = list(records[0])
+        record[field] = value
+        with pytest.raises((SnapshotError, ValueError)) as from_c:
+            snapshot.decode_order(record)
+        with pytest.raises((SnapshotError, ValueError)) as from_python:
+            snapshot._decode_order(record)
+        assert (type(from_c.value), str(from_c.value)) == (
+            type(from_python.value),
+            str(from_python.value),
+        )
+    malformed: list[object] = [[], records[0][:14], tuple(records[0]), "x"]
+    for value in malformed:
+        with pytest.raises(SnapshotError):
+            snapshot.decode_order(value)

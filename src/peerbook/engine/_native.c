@@ -34,6 +34,8 @@ static PyTypeObject *SideType, *OrderTypeType, *TimeInForceType;
 static PyTypeObject *AcceptedType, *TradeType, *RestedType, *ExpiredType, *CancelledType;
 static PyObject *BUY, *SELL, *LIMIT, *MARKET, *GTC, *IOC, *FOK;
 static PyObject *OPEN, *PARTIALLY_FILLED, *FILLED, *CANCELED, *EXPIRED;
+/* Enum members by value, for reading snapshot records (each enum is valued 0, 1, ...). */
+static PyObject *SIDES[2], *TYPES[2], *TIFS[3], *STATES[5];
 static PyObject *heappush, *heappop, *heapify, *record_accepted, *deque_type;
 static long long QUANTITY_MAX, TIMESTAMP_MAX;
 static Py_ssize_t CLIENT_ORDER_ID_MAX, BLOCK, HEAP_SLACK, COMPACT_SLACK;
@@ -210,6 +212,21 @@ configure(PyObject *module, PyObject *names)
         PriceLevelType->tp_dictoffset != 0) {
         PyErr_SetString(PyExc_TypeError, "Order and PriceLevel must have __slots__ only");
         return NULL;
+    }
+    PyObject **tables[] = {SIDES, TYPES, TIFS, STATES};
+    PyObject *members[][5] = {
+        {BUY, SELL}, {LIMIT, MARKET}, {GTC, IOC, FOK},
+        {OPEN, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED},
+    };
+    long sizes[] = {2, 2, 3, 5};
+    for (int t = 0; t < 4; t++) {
+        for (long value = 0; value < sizes[t]; value++) {
+            if (PyLong_AsLong(members[t][value]) != value) {
+                PyErr_SetString(PyExc_TypeError, "an enum's members are not valued 0, 1, ...");
+                return NULL;
+            }
+            tables[t][value] = members[t][value];
+        }
     }
     if ((s_order_id_by_client_id = PyUnicode_InternFromString("order_id_by_client_id")) == NULL ||
         (s_fold = PyUnicode_InternFromString("_fold")) == NULL ||
@@ -1302,7 +1319,96 @@ method(PyObject *module, PyObject *python_apply)
     return bound;
 }
 
+/* ---- reading an order record of a snapshot ---------------------------------------------- */
+
+/* Whether ``value`` is an int (not a bool) of at least 0, of any size. */
+static inline int
+natural(PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return overflow > 0 || (!overflow && number >= 0);
+}
+
+/* ``value``'s enum member from ``table`` of ``size`` members, or NULL. */
+static inline PyObject *
+member(PyObject *value, PyObject **table, long size)
+{
+    if (!PyLong_CheckExact(value)) {
+        return NULL;
+    }
+    int overflow = 0;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return !overflow && number >= 0 && number < size ? table[number] : NULL;
+}
+
+/* snapshot.decode_order for a record that passes its one cheap check: ``python_decode`` is
+ * the Python function, called for anything else (it says what is wrong). */
+static PyObject *
+decode_order(PyObject *python_decode, PyObject *value)
+{
+    if (!PyList_CheckExact(value) || PyList_GET_SIZE(value) != 15) {
+        return PyObject_CallOneArg(python_decode, value);
+    }
+    PyObject **f = ((PyListObject *)value)->ob_item;
+    /* order_id, owner, client_order_id, symbol, side, type, time_in_force, post_only, price,
+     * amount, remaining, cost, timestamp, last_trade_timestamp, state */
+    PyObject *side = member(f[4], SIDES, 2), *type = member(f[5], TYPES, 2);
+    PyObject *time_in_force = member(f[6], TIFS, 3), *state = member(f[14], STATES, 5);
+    if (!natural(f[0]) || !PyUnicode_CheckExact(f[1]) ||
+        (f[2] != Py_None && !PyUnicode_CheckExact(f[2])) || !PyUnicode_CheckExact(f[3]) ||
+        side == NULL || type == NULL || time_in_force == NULL || state == NULL ||
+        !PyBool_Check(f[7]) || (f[8] != Py_None && !natural(f[8])) || !natural(f[9]) ||
+        !natural(f[10]) || !natural(f[11]) || !natural(f[12]) ||
+        (f[13] != Py_None && !natural(f[13]))) {
+        return PyObject_CallOneArg(python_decode, value);
+    }
+    PyObject *order = OrderType_->tp_alloc(OrderType_, 0);
+    if (order == NULL) {
+        return NULL;
+    }
+    set_slot_borrowed(order, o_order_id, f[0]);
+    set_slot_borrowed(order, o_owner, f[1]);
+    set_slot_borrowed(order, o_client_order_id, f[2]);
+    set_slot_borrowed(order, o_symbol, f[3]);
+    set_slot_borrowed(order, o_side, side);
+    set_slot_borrowed(order, o_type, type);
+    set_slot_borrowed(order, o_time_in_force, time_in_force);
+    set_slot_borrowed(order, o_post_only, f[7]);
+    set_slot_borrowed(order, o_price, f[8]);
+    set_slot_borrowed(order, o_amount, f[9]);
+    set_slot_borrowed(order, o_remaining, f[10]);
+    set_slot_borrowed(order, o_cost, f[11]);
+    set_slot_borrowed(order, o_timestamp, f[12]);
+    set_slot_borrowed(order, o_last_trade_timestamp, f[13]);
+    set_slot_borrowed(order, o_state, state);
+    PyObject_GC_UnTrack(order); /* as new_order: an order can hold no cycle */
+    return order;
+}
+
+static PyMethodDef decode_order_def = {
+    "decode_order", decode_order, METH_O,
+    "decode_order(record): an order of a snapshot, read in C where the record is well formed.",
+};
+
+static PyObject *
+order_decoder(PyObject *module, PyObject *python_decode)
+{
+    (void)module;
+    if (!configured || !PyCallable_Check(python_decode)) {
+        PyErr_SetString(PyExc_RuntimeError, "configure first, then pass the Python decoder");
+        return NULL;
+    }
+    return PyCFunction_New(&decode_order_def, python_decode);
+}
+
 static PyMethodDef methods[] = {
+    {"order_decoder", order_decoder, METH_O,
+     "order_decoder(python_decode): snapshot.decode_order read in C, falling back to "
+     "python_decode."},
     {"configure", configure, METH_O,
      "configure(names): the engine's classes, enum members, constants and helpers, by name."},
     {"method", method, METH_O,

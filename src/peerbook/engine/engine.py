@@ -10,7 +10,7 @@ give the same events, state and digest on every machine.
 import heapq
 import operator
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from peerbook.engine import digest as records
 from peerbook.engine.book import HEAP_SLACK, BookSide, OrderBook
@@ -685,6 +685,17 @@ def _compiled_apply() -> object | None:
         }
     )  # fmt: skip
     return _native.method(PurePythonEngine.apply)
+
+
+def compiled_order_decoder(python: Callable[[object], Order]) -> Callable[[object], Order]:
+    """``python`` (`snapshot.decode_order`) with well-formed records read in C, or itself
+    where the C module is not built."""
+    if not COMPILED:
+        return python
+    from peerbook.engine import _native
+
+    decoder: Callable[[object], Order] = _native.order_decoder(python)
+    return decoder
 
 
 _COMPILED_APPLY = _compiled_apply()

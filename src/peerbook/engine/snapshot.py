@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from peerbook.engine.engine import Engine, RetiredState
+from peerbook.engine.engine import Engine, RetiredState, compiled_order_decoder
 from peerbook.engine.markets import Market
 from peerbook.engine.order import Order
 from peerbook.engine.retired import RetiredOrders
@@ -177,10 +177,11 @@ _SIDES, _TYPES, _TIFS, _STATES = (
 _N_SIDES, _N_TYPES, _N_TIFS, _N_STATES = len(_SIDES), len(_TYPES), len(_TIFS), len(_STATES)
 
 
-def decode_order(value: object) -> Order:
+def _decode_order(value: object) -> Order:
     """One order from its `encode_order` array. A record that passes the one cheap check
     below (the common case) is built directly; any other goes through
-    `_decode_order_checked`, which says what is wrong with it."""
+    `_decode_order_checked`, which says what is wrong with it. `decode_order` is this
+    function with well-formed records read in C where the engine's C module is built."""
     if type(value) is not list or len(value) != _ORDER_FIELDS:
         return _decode_order_checked(value)
     (order_id, owner, client_order_id, symbol, side, type_, time_in_force, post_only, price,
@@ -204,6 +205,9 @@ def decode_order(value: object) -> Order:
     order.remaining, order.cost = remaining, cost
     order.last_trade_timestamp, order.state = last_trade_timestamp, _STATES[state]
     return order
+
+
+decode_order = compiled_order_decoder(_decode_order)
 
 
 def _decode_order_checked(value: object) -> Order:
