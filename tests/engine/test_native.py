@@ -10,6 +10,7 @@ that are not ASCII in the digest record, client order ids, queues compacted by c
 heaps rebuilt by levels coming and going.
 """
 
+import contextlib
 import gc
 import os
 import random
@@ -322,3 +323,63 @@ def test_orders_of_a_snapshot_are_read_in_c_as_python_reads_them() -> None:
     for value in malformed:
         with pytest.raises(SnapshotError):
             snapshot.decode_order(value)
+
+
+class _Finalizer:
+    """An object in a reference cycle whose finalizer runs ``action`` when a garbage
+    collection frees it: set up to run inside the next allocation the C code makes."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.cycle = self
+
+    def __del__(self) -> None:
+        self.action()
+
+
+def _collect_at_the_next_allocation(action: Callable[[], None]) -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.disable()
+    _Finalizer(action)
+    gc.set_threshold(1)
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def test_the_compiled_path_holds_what_a_collection_during_its_allocations_could_free() -> None:
+    # A garbage collection can run inside any allocation, and a finalizer there can change
+    # what the C code read before it (found by a reviewing helper): the event must still
+    # carry the sequence the cancel took, and a record changed under the reader goes to
+    # Python, which reads what the record has become.
+    engine, _ = _engines()
+    for _ in range(300):  # sequence numbers past CPython's cached small integers
+        engine.apply(CancelOrder("p1", EPOCH_MS, 10**9))
+    engine.apply(PlaceOrder("p1", EPOCH_MS, "BTC/USD", Side.SELL, OrderType.LIMIT, 5, 100))
+
+    def reset_sequence() -> None:
+        engine.sequence = 0
+        _ = [10**9 + i for i in range(1_000)]
+
+    # Everything the call needs is built first, so that the C code makes the next allocation;
+    # Engine.apply read from the class is the C function itself, with no method to bind.
+    apply, cancel = Engine.apply, CancelOrder("p1", EPOCH_MS, 301)
+    with contextlib.contextmanager(_collect_at_the_next_allocation)(reset_sequence):
+        events = apply(engine, cancel)
+    assert [tuple(event) for event in events] == [(302, 301, 5)]
+
+    record = snapshot.encode_order(engine.order(301) or pytest.fail("no order 301"))
+    record[1] = "".join(["own", "er"])  # held by the list alone
+
+    def replace_record() -> None:
+        record.clear()
+        record.extend([[0]] * 1_000)
+
+    with (
+        contextlib.contextmanager(_collect_at_the_next_allocation)(replace_record),
+        pytest.raises(SnapshotError, match="1000 fields"),
+    ):
+        snapshot.decode_order(record)

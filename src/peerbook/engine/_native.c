@@ -317,20 +317,28 @@ event(PyTypeObject *type, Py_ssize_t size)
     return type->tp_alloc(type, size);
 }
 
-/* An event of ``size`` items, each given as a borrowed reference. */
+/* An event of ``size`` (at most 12) items, each given as a borrowed reference. The items are
+ * held before the tuple is allocated: the allocation may run a garbage collection, whose
+ * finalizers could otherwise free a borrowed item (found by a reviewing helper). */
 static PyObject *
 event_of(PyTypeObject *type, Py_ssize_t size, ...)
 {
-    PyObject *tuple = event(type, size);
-    if (tuple == NULL) {
-        return NULL;
-    }
+    PyObject *held[12];
     va_list items;
     va_start(items, size);
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyTuple_SET_ITEM(tuple, i, Py_NewRef(va_arg(items, PyObject *)));
+        held[i] = Py_NewRef(va_arg(items, PyObject *));
     }
     va_end(items);
+    PyObject *tuple = event(type, size);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (tuple != NULL) {
+            PyTuple_SET_ITEM(tuple, i, held[i]);
+        }
+        else {
+            Py_DECREF(held[i]);
+        }
+    }
     return tuple;
 }
 
@@ -1353,6 +1361,17 @@ decode_order(PyObject *python_decode, PyObject *value)
     if (!PyList_CheckExact(value) || PyList_GET_SIZE(value) != 15) {
         return PyObject_CallOneArg(python_decode, value);
     }
+    /* Allocated before the record is read: the allocation may run a garbage collection,
+     * whose finalizers could change the list (found by a reviewing helper). Nothing below
+     * runs Python code. */
+    PyObject *order = OrderType_->tp_alloc(OrderType_, 0);
+    if (order == NULL) {
+        return NULL;
+    }
+    if (PyList_GET_SIZE(value) != 15) {
+        Py_DECREF(order);
+        return PyObject_CallOneArg(python_decode, value);
+    }
     PyObject **f = ((PyListObject *)value)->ob_item;
     /* order_id, owner, client_order_id, symbol, side, type, time_in_force, post_only, price,
      * amount, remaining, cost, timestamp, last_trade_timestamp, state */
@@ -1364,11 +1383,8 @@ decode_order(PyObject *python_decode, PyObject *value)
         !PyBool_Check(f[7]) || (f[8] != Py_None && !natural(f[8])) || !natural(f[9]) ||
         !natural(f[10]) || !natural(f[11]) || !natural(f[12]) ||
         (f[13] != Py_None && !natural(f[13]))) {
+        Py_DECREF(order);
         return PyObject_CallOneArg(python_decode, value);
-    }
-    PyObject *order = OrderType_->tp_alloc(OrderType_, 0);
-    if (order == NULL) {
-        return NULL;
     }
     set_slot_borrowed(order, o_order_id, f[0]);
     set_slot_borrowed(order, o_owner, f[1]);

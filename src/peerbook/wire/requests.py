@@ -323,3 +323,5 @@ def _compiled_decode_entry() -> Callable[[object, Mapping[str, Market]], Command
 
 
 decode_entry = _compiled_decode_entry()
+COMPILED = decode_entry is not _decode_entry
+"""Whether valid log entries are read in C (the compiled module was built)."""
