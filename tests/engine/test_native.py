@@ -337,6 +337,7 @@ class _Finalizer:
         self.action()
 
 
+@contextlib.contextmanager
 def _collect_at_the_next_allocation(action: Callable[[], None]) -> Iterator[None]:
     thresholds = gc.get_threshold()
     gc.collect()
@@ -367,7 +368,7 @@ def test_the_compiled_path_holds_what_a_collection_during_its_allocations_could_
     # Everything the call needs is built first, so that the C code makes the next allocation;
     # Engine.apply read from the class is the C function itself, with no method to bind.
     apply, cancel = Engine.apply, CancelOrder("p1", EPOCH_MS, 301)
-    with contextlib.contextmanager(_collect_at_the_next_allocation)(reset_sequence):
+    with _collect_at_the_next_allocation(reset_sequence):
         events = apply(engine, cancel)
     assert [tuple(event) for event in events] == [(302, 301, 5)]
 
@@ -379,7 +380,7 @@ def test_the_compiled_path_holds_what_a_collection_during_its_allocations_could_
         record.extend([[0]] * 1_000)
 
     with (
-        contextlib.contextmanager(_collect_at_the_next_allocation)(replace_record),
+        _collect_at_the_next_allocation(replace_record),
         pytest.raises(SnapshotError, match="1000 fields"),
     ):
         snapshot.decode_order(record)
